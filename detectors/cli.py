@@ -1,0 +1,10 @@
+"""Command-line verbs of the detectors package."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add this package's verbs (none yet)."""
+    del subparsers

@@ -1,0 +1,10 @@
+"""Command-line verbs for the demo."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add this package's verbs (none yet)."""
+    del subparsers

@@ -380,6 +380,7 @@ class RuleSignal:
     sources: tuple[SourceRef, ...] = ()
     explain: dict[str, JsonScalar] = field(default_factory=dict)
     actions: tuple[ActionSpec, ...] = ()
+    evidence: tuple[Evidence, ...] = ()
     flapping: bool = False
     camera_id: str | None = None
     v: int = WIRE_VERSION

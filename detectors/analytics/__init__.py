@@ -1,0 +1,1 @@
+"""The enforcement analytics: illegal parking, dumping, smoke/fire, standing water."""

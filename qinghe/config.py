@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import unquote, urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, ValidationInfo, field_validator
 
 from qinghe.contracts import SensorKind
 from qinghe.sensors import KINDS, unit_converter
@@ -61,6 +61,11 @@ class BrokerConfig(StrictModel):
         if not prefix.strip("/") or any(ch in prefix for ch in "+#"):
             raise ValueError("topic_prefix must be non-empty and must not contain + or #")
         return prefix.strip("/")
+
+    def __repr_args__(self) -> Any:
+        # The URL may carry a password: never let it reach a log line or a traceback.
+        for name, value in super().__repr_args__():
+            yield name, (self.redacted_url() if name == "url" else value)
 
     @property
     def tls(self) -> bool:
@@ -130,16 +135,20 @@ class SensorConfig(StrictModel):
     units: dict[str, str] = Field(default_factory=dict, description="field -> unit it reports in")
     expected_interval_s: float = Field(60.0, gt=0, description="how often it reports; gaps are judged by it")
 
-    @model_validator(mode="after")
-    def _check_units(self) -> SensorConfig:
-        spec = KINDS[self.kind]
-        for field_name, unit in self.units.items():
+    @field_validator("units")
+    @classmethod
+    def _check_units(cls, units: dict[str, str], info: ValidationInfo) -> dict[str, str]:
+        kind = info.data.get("kind")
+        if kind is None:  # the kind itself was invalid; that error is reported already
+            return units
+        spec = KINDS[kind]
+        for field_name, unit in units.items():
             if field_name not in spec.fields:
-                raise ValueError(f"units: {self.kind.value} sensors have no field {field_name!r}")
+                raise ValueError(f"{kind.value} sensors have no field {field_name!r}")
             if unit_converter(spec.fields[field_name], unit) is None:
                 canonical = spec.fields[field_name].unit
-                raise ValueError(f"units: cannot convert {unit!r} to {canonical!r} for {field_name}")
-        return self
+                raise ValueError(f"cannot convert {unit!r} to {canonical!r} for {field_name}")
+        return units
 
 
 def check_unique_ids(items: Sequence[Any], loc: Loc, what: str) -> list[tuple[Loc, str]]:

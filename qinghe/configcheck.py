@@ -29,7 +29,12 @@ def file_kinds() -> list[FileKind]:
     """All known file kinds, in detection order."""
     kinds: list[FileKind] = []
     for module_name in KIND_PROVIDERS:
-        module = importlib.import_module(module_name)
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name != module_name:
+                raise
+            continue  # that package defines no file kinds
         provider = getattr(module, "file_kinds", None)
         if provider is not None:
             kinds.extend(provider())

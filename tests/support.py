@@ -11,12 +11,12 @@ from qinghe.config import BrokerConfig
 
 
 class Collector:
-    """Subscribes on a real broker and keeps every message received, for assertions."""
+    """Subscribes on a real broker (persistent session: survives broker restarts) and keeps every message."""
 
     def __init__(self, url: str, topic_filter: str, client_id: str = "test-collector") -> None:
         self.messages: list[InboundMessage] = []
         self._cond = threading.Condition()
-        self.bus = MqttBus(BrokerConfig(url=url), client_id, clean_start=True)
+        self.bus = MqttBus(BrokerConfig(url=url, reconnect_min_s=0.1, reconnect_max_s=1), client_id)
         self.bus.subscribe(topic_filter, self._on_message)
 
     def _on_message(self, message: InboundMessage) -> None:

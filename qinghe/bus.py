@@ -31,6 +31,7 @@ class InboundMessage:
     retain: bool
     mid: int
     received_at: float = field(default_factory=time.time)
+    dup: bool = False  # MQTT DUP flag: the broker is redelivering a message it sent before
 
 
 class PublishHandle:
@@ -94,12 +95,14 @@ class MqttBus:
         manual_ack: bool = False,
         clean_start: bool = False,
         max_inflight: int = 1000,
+        receive_maximum: int = 65535,
     ) -> None:
         self.config = config
         self.client_id = config.client_id or client_id
         self.availability = availability
         self.manual_ack = manual_ack
         self._clean_start = clean_start
+        self._receive_maximum = receive_maximum
         self._subscriptions: dict[str, int] = {}
         self._published_hooks: list[PublishedHook] = []
         self._connection_hooks: list[ConnectionHook] = []
@@ -162,7 +165,7 @@ class MqttBus:
         """Connect in the background (retrying with backoff); optionally wait for the first connect."""
         props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
         props.SessionExpiryInterval = self.config.session_expiry_s
-        props.ReceiveMaximum = 65535
+        props.ReceiveMaximum = self._receive_maximum  # bounds unacked deliveries to us
         log.info("connecting to %s as %s", self.config.redacted_url(), self.client_id)
         self._client.connect_async(
             self.config.host,
@@ -227,7 +230,7 @@ class MqttBus:
 
     # ----- paho callbacks (network thread) ---------------------------------------------------------
     def _dispatch(self, handler: Handler, msg: mqtt.MQTTMessage) -> None:
-        inbound = InboundMessage(msg.topic, bytes(msg.payload), msg.qos, bool(msg.retain), msg.mid)
+        inbound = InboundMessage(msg.topic, bytes(msg.payload), msg.qos, bool(msg.retain), msg.mid, dup=bool(msg.dup))
         try:
             handler(inbound)
         except Exception:  # a handler bug must not kill the network thread

@@ -1,0 +1,411 @@
+"""The rules engine core: routes inputs to rule instances, runs their state machines, emits RuleSignals.
+
+Pure: no sockets, no clock. Time is an argument (`now`); wake-ups (`for:` timers, silent sensors,
+windows, schedules) are kept in a heap and run at their exact deadline, so the output depends only
+on the inputs and their times: a replay of recorded traffic produces exactly what live processing did.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+from qinghe.contracts import EventType, ObjectEvent, RuleSignal, SensorReading, SourceRef
+from rules.compile import CompiledRule
+from rules.correlate import Correlator
+from rules.loader import RuleSet
+from rules.machine import Transition, evaluate, next_wake
+from rules.registry import Registry
+from rules.series import Series
+from rules.signals import add_event_evidence, build_signal
+from rules.state import Env, Instance, Phase, episode_of
+
+SWEEP_EVERY_S = 60.0
+Route = tuple[CompiledRule, float]  # rule, gap seconds for this sensor
+
+
+@dataclass(frozen=True, slots=True)
+class CameraUpdate:
+    """A camera's health changed (from camera/{id}/status)."""
+
+    camera_id: str
+    state: str  # online | degraded | offline
+
+
+Input = SensorReading | ObjectEvent | CameraUpdate | None  # None = just let time pass
+
+
+class Engine:
+    """All rule instances of one RuleSet, advanced by inputs and by time."""
+
+    def __init__(self, ruleset: RuleSet, registry: Registry) -> None:
+        self.ruleset = ruleset
+        self.rules = ruleset.rules
+        self.registry = registry
+        self.instances: dict[str, dict[tuple[str, ...], Instance]] = {rid: {} for rid in self.rules}
+        self.env = Env(0.0, {})
+        self.now: float | None = None
+        self.counters: Counter[str] = Counter()
+        self.correlator = Correlator(registry)
+        self._heap: list[tuple[float, int, str, tuple[str, ...]]] = []
+        self._seq = 0
+        self._routes: dict[tuple[str, str, str], list[Route]] = {}
+        self._corr_routes: dict[tuple[str, str, str], list[tuple[CompiledRule, int, float]]] = {}
+        self._last_sweep = 0.0
+
+    # ----- inputs ----------------------------------------------------------------------------------
+    def step(self, item: Input, now: float) -> list[RuleSignal]:
+        """Process one input (or none) at `now`; returns the signals it caused, in order."""
+        out = self.advance(now)
+        now = self.env.now
+        if isinstance(item, SensorReading):
+            out += self._on_reading(item, now)
+        elif isinstance(item, ObjectEvent):
+            out += self._on_event(item, now)
+        elif isinstance(item, CameraUpdate):
+            out += self._on_camera(item, now)
+        return out
+
+    def advance(self, now: float) -> list[RuleSignal]:
+        """Run every wake-up due by `now`, each at its own deadline; time never goes backwards."""
+        if self.now is None:
+            self._start(now)
+        assert self.now is not None
+        now = max(now, self.now)
+        out: list[RuleSignal] = []
+        heap = self._heap
+        while heap and heap[0][0] <= now:
+            deadline, _seq, rule_id, key = heapq.heappop(heap)
+            inst = self.instances.get(rule_id, {}).get(key)
+            if inst is None or inst.wake_at != deadline:
+                continue  # superseded
+            inst.wake_at = None
+            self.env.now = deadline
+            out += self._evaluate(self.rules[rule_id], inst)
+        self.now = self.env.now = now
+        if now - self._last_sweep >= SWEEP_EVERY_S:
+            self.sweep(now)
+        return out
+
+    def next_wakeup(self) -> float | None:
+        """The earliest pending deadline (the service sleeps until then)."""
+        while self._heap:
+            deadline, _seq, rule_id, key = self._heap[0]
+            inst = self.instances.get(rule_id, {}).get(key)
+            if inst is not None and inst.wake_at == deadline:
+                return deadline
+            heapq.heappop(self._heap)
+        return None
+
+    def _start(self, now: float) -> None:
+        self.now = self.env.now = self._last_sweep = now
+        for rule in self.rules.values():
+            self._seed_deadman(rule, now)
+
+    def _on_reading(self, reading: SensorReading, now: float) -> list[RuleSignal]:
+        self.counters["readings"] += 1
+        route_key = (reading.sensor_id, reading.kind.value, reading.zone)
+        routes = self._routes.get(route_key)
+        if routes is None:
+            routes = self._routes[route_key] = self._route_reading(reading)
+        out: list[RuleSignal] = []
+        for rule, gap_s in routes:
+            key, labels = rule.reading_key(reading)
+            inst = self._instance(rule, key, labels, now)
+            if inst is None:
+                continue
+            _ingest(rule, inst, reading, now, gap_s)
+            out += self._evaluate(rule, inst)
+        corr = self._corr_routes.get(route_key)
+        for rule, index, gap_s in corr or ():
+            if self.correlator.observe_reading(rule, index, reading, self.env, gap_s):
+                out += self._reevaluate_near(rule, index, reading.sensor_id)
+        return out
+
+    def _route_reading(self, reading: SensorReading) -> list[Route]:
+        info = self.registry.sensors.get(reading.sensor_id)
+        interval = info.expected_interval_s if info else 60.0
+        routes: list[Route] = []
+        corr: list[tuple[CompiledRule, int, float]] = []
+        for rule in self.rules.values():
+            gap = rule.model.gap.after or rule.model.gap.factor * interval
+            sensors = rule.sensors
+            if (
+                sensors is not None
+                and (reading.kind.value in rule.fields or rule.deadman)
+                and sensors.matches(reading.sensor_id, reading.kind.value, reading.zone, info)
+            ):
+                routes.append((rule, gap))
+            for index, clause in enumerate(rule.correlations):
+                if clause.sensors is not None and clause.sensors.matches(
+                    reading.sensor_id, reading.kind.value, reading.zone, info
+                ):
+                    corr.append((rule, index, gap))
+        self._corr_routes[(reading.sensor_id, reading.kind.value, reading.zone)] = corr
+        return routes
+
+    def _on_event(self, event: ObjectEvent, now: float) -> list[RuleSignal]:
+        self.counters["events"] += 1
+        out: list[RuleSignal] = []
+        for rule in self.rules.values():
+            if rule.events is not None and rule.events.matches(event):
+                key, labels = rule.event_key(event)
+                inst = self._instance(rule, key, labels, now)
+                if inst is None:
+                    continue
+                updated = _ingest_event(rule, inst, event, now)
+                out += self._evaluate(rule, inst, updated=updated and inst.phase is Phase.FIRING)
+                if event.type is EventType.END and inst.phase is Phase.INACTIVE and "episode" in rule.key_fields:
+                    self._drop(rule, inst)  # the episode is over and nothing is open
+            for index, _clause in enumerate(rule.correlations):
+                if self.correlator.observe_event(rule, index, event, now):
+                    out += self._reevaluate_near(rule, index, event.camera_id)
+        return out
+
+    def _on_camera(self, update: CameraUpdate, now: float) -> list[RuleSignal]:
+        if self.env.cameras.get(update.camera_id) == update.state:
+            return []
+        self.env.cameras[update.camera_id] = update.state
+        out: list[RuleSignal] = []
+        for rule in self.rules.values():
+            for inst in list(self.instances[rule.id].values()):
+                if inst.camera_id == update.camera_id:
+                    out += self._evaluate(rule, inst)
+        del now
+        return out
+
+    # ----- instances -------------------------------------------------------------------------------
+    def _instance(
+        self, rule: CompiledRule, key: tuple[str, ...], labels: dict[str, str], now: float
+    ) -> Instance | None:
+        instances = self.instances[rule.id]
+        inst = instances.get(key)
+        if inst is not None:
+            return inst
+        if len(instances) >= rule.model.max_instances and not self._evict_one(rule):
+            self.counters["instances_refused"] += 1
+            return None
+        inst = instances[key] = Instance(key, labels, len(rule.tiers), now)
+        if "sensor" in labels:
+            inst.location_key = ("sensor", labels["sensor"])
+        elif inst.camera_id is not None:
+            inst.location_key = ("camera", inst.camera_id)
+        self.counters["instances_created"] += 1
+        return inst
+
+    def _evaluate(self, rule: CompiledRule, inst: Instance, updated: bool = False) -> list[RuleSignal]:
+        env = self.env
+        boost = self.correlator.boost(rule, inst, env.now) if rule.correlations else 0
+        transitions = evaluate(rule, inst, env, boost, updated)
+        signals = [self._signal(rule, inst, t) for t in transitions]
+        wake = next_wake(rule, inst, env)
+        if wake != inst.wake_at:
+            inst.wake_at = wake
+            if wake is not None:
+                self._seq += 1
+                heapq.heappush(self._heap, (wake, self._seq, rule.id, inst.key))
+        return signals
+
+    def _signal(self, rule: CompiledRule, inst: Instance, transition: Transition) -> RuleSignal:
+        self.counters[f"signals_{transition.status.value}"] += 1
+        return build_signal(rule, inst, transition, self.env, self.registry)
+
+    def _reevaluate_near(self, rule: CompiledRule, index: int, source: str) -> list[RuleSignal]:
+        out: list[RuleSignal] = []
+        for inst in list(self.instances[rule.id].values()):
+            if inst.phase is Phase.FIRING and source in self.correlator.near(rule, index, inst):
+                out += self._evaluate(rule, inst)
+        return out
+
+    def _seed_deadman(self, rule: CompiledRule, now: float) -> None:
+        """Deadman rules watch registered sensors from the start, so one that never reports is noticed."""
+        if not rule.deadman or rule.sensors is None:
+            return
+        for info in self.registry.sensors.values():
+            if rule.sensors.matches(info.id, info.kind, info.zone, info):
+                labels = {"sensor": info.id, "zone": info.zone, "kind": info.kind}
+                key = tuple(labels.get(f, "") for f in rule.key_fields)
+                if key not in self.instances[rule.id]:
+                    inst = self._instance(rule, key, {f: labels[f] for f in rule.key_fields if f in labels}, now)
+                    if inst is not None:
+                        self.env.now = now
+                        self._evaluate(rule, inst)
+
+    def _drop(self, rule: CompiledRule, inst: Instance) -> None:
+        self.instances[rule.id].pop(inst.key, None)
+        inst.wake_at = None
+        self.counters["instances_evicted"] += 1
+
+    def _evictable(self, rule: CompiledRule, inst: Instance, now: float) -> bool:
+        if inst.phase is not Phase.INACTIVE or rule.deadman or any(s is not None for s in inst.true_since):
+            return False
+        if inst.unknown and rule.model.gap.notify == "always":
+            return False
+        flapping = rule.model.flapping
+        if flapping is not None and inst.cycles and inst.cycles[-1] > now - flapping.window:
+            return False
+        return now - inst.last_input > rule.horizon
+
+    def _evict_one(self, rule: CompiledRule) -> bool:
+        """Make room: drop the longest-idle inactive instance of the rule."""
+        idle = [i for i in self.instances[rule.id].values() if i.phase is Phase.INACTIVE and not rule.deadman]
+        if not idle:
+            return False
+        self._drop(rule, min(idle, key=lambda i: i.last_input))
+        return True
+
+    def sweep(self, now: float) -> None:
+        """Evict idle instances and stale correlation state (every keyed state has an end)."""
+        self._last_sweep = now
+        for rule_id, instances in self.instances.items():
+            rule = self.rules[rule_id]
+            for inst in [i for i in instances.values() if self._evictable(rule, i, now)]:
+                self._drop(rule, inst)
+        self.correlator.sweep(now, self.rules)
+
+    # ----- reload ----------------------------------------------------------------------------------
+    def swap(self, ruleset: RuleSet, now: float) -> list[RuleSignal]:
+        """Switch to new rules atomically: instances of unchanged or edited rules keep their state;
+        open incidents of removed (or re-keyed) rules are resolved."""
+        out = self.advance(now)
+        old = self.rules
+        removed = [
+            rid for rid in old if rid not in ruleset.rules or old[rid].key_fields != ruleset.rules[rid].key_fields
+        ]
+        for rid in removed:
+            reason = "rule removed" if rid not in ruleset.rules else "rule re-keyed (per changed)"
+            out += self._close_all(old[rid], reason)
+        changed = {rid for rid, r in ruleset.rules.items() if rid in old and old[rid].digest != r.digest}
+        self.ruleset, self.rules = ruleset, ruleset.rules
+        self.instances = {rid: ({} if rid in removed else self.instances.get(rid, {})) for rid in self.rules}
+        self._routes.clear()
+        self._corr_routes.clear()
+        self.correlator.clear(changed | set(removed))
+        for rid, rule in self.rules.items():
+            for inst in self.instances[rid].values():
+                _adapt(rule, inst)
+                out += self._evaluate(rule, inst) if rid in changed else []
+            self._seed_deadman(rule, now)
+        return out
+
+    def _close_all(self, rule: CompiledRule, reason: str) -> list[RuleSignal]:
+        out = []
+        for inst in self.instances.get(rule.id, {}).values():
+            if inst.phase is Phase.FIRING:
+                inst.phase = Phase.INACTIVE
+                out.append(self._signal(rule, inst, Transition("resolved", self.env.now, reason)))
+        return out
+
+    # ----- introspection and checkpoint ---------------------------------------------------------------
+    def summary(self) -> dict[str, dict[str, int]]:
+        """Per rule: instances, firing, pending, unknown, flapping."""
+        out = {}
+        for rule_id, instances in self.instances.items():
+            values = list(instances.values())
+            out[rule_id] = {
+                "instances": len(values),
+                "firing": sum(1 for i in values if i.phase is Phase.FIRING),
+                "pending": sum(
+                    1 for i in values if i.phase is Phase.INACTIVE and any(s is not None for s in i.true_since)
+                ),
+                "unknown": sum(1 for i in values if i.unknown),
+                "flapping": sum(1 for i in values if i.flapping),
+            }
+        return out
+
+    def snapshot(self) -> dict[str, Any]:
+        """Everything needed to continue after a restart (pending timers, open incidents, windows)."""
+        return {
+            "version": 1,
+            "now": self.now,
+            "digests": {rid: r.digest for rid, r in self.rules.items()},
+            "cameras": dict(self.env.cameras),
+            "instances": {rid: [i.to_json() for i in insts.values()] for rid, insts in self.instances.items()},
+            "spikes": [[rid, index, spikes] for (rid, index), spikes in self.correlator.spikes.items()],
+        }
+
+    def restore(self, data: dict[str, Any]) -> None:
+        """Load a snapshot taken by `snapshot()` (instances of rules no longer loaded are dropped)."""
+        if data.get("version") != 1:
+            raise ValueError(f"unsupported checkpoint version {data.get('version')!r}")
+        self.now = self.env.now = self._last_sweep = float(data["now"])
+        self.env.cameras = dict(data["cameras"])
+        for rid, items in data["instances"].items():
+            rule = self.rules.get(rid)
+            if rule is None:
+                continue
+            for item in items:
+                inst = Instance.from_json(item, len(rule.tiers))
+                if len(inst.key) != len(rule.key_fields):
+                    continue
+                _adapt(rule, inst)
+                self.instances[rid][inst.key] = inst
+                self._evaluate_wake_only(rule, inst)
+        for rid, index, spikes in data.get("spikes", []):
+            if rid in self.rules:
+                self.correlator.spikes[(rid, int(index))] = {k: float(v) for k, v in spikes.items()}
+
+    def _evaluate_wake_only(self, rule: CompiledRule, inst: Instance) -> None:
+        wake = next_wake(rule, inst, self.env)
+        inst.wake_at = wake
+        if wake is not None:
+            self._seq += 1
+            heapq.heappush(self._heap, (wake, self._seq, rule.id, inst.key))
+
+
+def _adapt(rule: CompiledRule, inst: Instance) -> None:
+    """Fit an existing instance to a (possibly edited) rule: tier timers and series retention."""
+    tiers = len(rule.tiers)
+    if len(inst.true_since) != tiers:
+        inst.true_since = (inst.true_since + [None] * tiers)[:tiers]
+        if inst.tier is not None and inst.tier >= tiers:
+            inst.tier = tiers - 1
+    for key, series in inst.series.items():
+        series.keep_s = rule.series.get(key, series.keep_s)
+
+
+def _ingest(rule: CompiledRule, inst: Instance, reading: SensorReading, now: float, gap_s: float) -> None:
+    """Append the values this rule reads; remember the reading as a source."""
+    fields = rule.fields.get(reading.kind.value)
+    if fields:
+        ts = reading.ts if reading.ts < now else now
+        values = reading.values
+        for name, key in fields:
+            value = values.get(name)
+            if value is None:
+                continue
+            series = inst.series.get(key)
+            if series is None:
+                series = inst.series[key] = Series(rule.series[key])
+                inst.gap[key] = gap_s
+            series.add(ts, value, now)
+            inst.seen[key] = now
+            inst.gap[key] = max(inst.gap[key], gap_s)
+    inst.last_input = now
+    inst.add_reading(reading)
+
+
+def _ingest_event(rule: CompiledRule, inst: Instance, event: ObjectEvent, now: float) -> bool:
+    """Update the instance's view of camera events; True if the event brought new evidence."""
+    inst.last_input = now
+    inst.latest_event = event
+    if inst.camera_id is None or "camera" not in inst.labels:
+        inst.camera_id = event.camera_id
+    episode = episode_of(event)
+    if event.type is EventType.END:
+        inst.episodes.pop(episode, None)
+    else:
+        inst.episodes[episode] = event
+    expire = rule.model.gap.expire
+    for stale in [k for k, e in inst.episodes.items() if now - e.ts > expire]:
+        del inst.episodes[stale]  # its end never came
+    horizon = now - rule.horizon
+    events = inst.events
+    while events and events[0].ts <= horizon:
+        events.popleft()
+    events.append(event)
+    summary = f"{event.analytic} {event.type.value} {event.phase or ''}".strip()
+    inst.add_source(SourceRef("event", event.event_id, event.ts, summary, camera_id=event.camera_id))
+    return add_event_evidence(inst, event)

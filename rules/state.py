@@ -1,0 +1,208 @@
+"""Per-instance state: the inputs an instance has seen and where its state machine stands (checkpointable)."""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from qinghe.codec import decode, encode
+from qinghe.contracts import Colour, Evidence, ObjectEvent, SensorReading, SourceRef
+from rules.series import Series
+
+MAX_EVENTS = 10_000  # per instance, for count windows
+MAX_SOURCES = 12
+MAX_EVIDENCE = 20
+
+
+class Phase(StrEnum):
+    """Where an instance's lifecycle stands."""
+
+    INACTIVE = "inactive"
+    FIRING = "firing"
+
+
+@dataclass(slots=True)
+class Env:
+    """What conditions may read besides the instance: the time and camera health."""
+
+    now: float
+    cameras: dict[str, str] = field(default_factory=dict)  # camera_id -> online | degraded | offline
+
+
+def episode_of(event: ObjectEvent) -> str:
+    """The episode an event belongs to (its episode_id, else camera/analytic/track)."""
+    return event.episode_id or f"{event.camera_id}/{event.analytic}/{event.track_id}"
+
+
+class Instance:
+    """One rule instance (one key, e.g. one sensor or one parking episode)."""
+
+    __slots__ = (
+        "active_since",
+        "boost",
+        "camera_id",
+        "colour",
+        "created",
+        "cycles",
+        "episodes",
+        "events",
+        "evidence",
+        "flap_signalled",
+        "flapping",
+        "gap",
+        "key",
+        "labels",
+        "last_active",
+        "last_input",
+        "latest_event",
+        "location_key",
+        "opened_at",
+        "phase",
+        "raw_clear_since",
+        "readings",
+        "resolve_since",
+        "seen",
+        "series",
+        "sources",
+        "step_since",
+        "tier",
+        "true_since",
+        "unknown",
+        "unknown_since",
+        "wake_at",
+    )  # fmt: skip
+
+    def __init__(self, key: tuple[str, ...], labels: dict[str, str], tiers: int, now: float) -> None:
+        self.key = key
+        self.labels = labels
+        self.created = now
+        self.camera_id: str | None = labels.get("camera")
+        self.location_key: tuple[str, str] | None = None  # ("sensor"|"camera", id) for correlation and location
+        # inputs
+        self.series: dict[str, Series] = {}
+        self.seen: dict[str, float] = {}  # series -> last arrival time
+        self.gap: dict[str, float] = {}  # series -> silence that makes it unknown
+        self.last_input = now
+        self.latest_event: ObjectEvent | None = None
+        self.episodes: dict[str, ObjectEvent] = {}
+        self.events: deque[ObjectEvent] = deque(maxlen=MAX_EVENTS)
+        self.sources: dict[str, SourceRef] = {}  # camera events (and correlated sources)
+        self.readings: dict[str, SensorReading] = {}  # newest reading per contributing sensor
+        self.evidence: dict[str, Evidence] = {}
+        # state machine
+        self.phase = Phase.INACTIVE
+        self.tier: int | None = None  # index of the tier that set the colour
+        self.colour: Colour | None = None  # colour as last signalled (with boost)
+        self.boost = 0
+        self.true_since: list[float | None] = [None] * tiers
+        self.active_since: float | None = None
+        self.step_since: float | None = None
+        self.resolve_since: float | None = None
+        self.last_active: float | None = None
+        self.opened_at: float | None = None
+        self.unknown = False
+        self.unknown_since: float | None = None
+        self.flapping = False
+        self.flap_signalled = False
+        self.cycles: deque[float] = deque(maxlen=64)
+        self.raw_clear_since: float | None = None
+        self.wake_at: float | None = None
+
+    def add_source(self, ref: SourceRef) -> bool:
+        """Remember a contributing reading or event (newest per id); True if the id is new."""
+        new = ref.id not in self.sources
+        self.sources.pop(ref.id, None)
+        self.sources[ref.id] = ref
+        while len(self.sources) > MAX_SOURCES:
+            del self.sources[next(iter(self.sources))]
+        return new
+
+    def add_reading(self, reading: SensorReading) -> None:
+        """Remember the newest reading of a contributing sensor (bounded)."""
+        readings = self.readings
+        if reading.sensor_id not in readings and len(readings) >= MAX_SOURCES:
+            del readings[next(iter(readings))]
+        readings[reading.sensor_id] = reading
+
+    def add_evidence(self, items: list[Evidence]) -> bool:
+        """Remember snapshot evidence; True if any item is new."""
+        new = False
+        for item in items:
+            if item.ref not in self.evidence:
+                self.evidence[item.ref] = item
+                new = True
+        while len(self.evidence) > MAX_EVIDENCE:
+            del self.evidence[next(iter(self.evidence))]
+        return new
+
+    def reset_episode(self) -> None:
+        """Forget what belonged to the last incident (after it resolved)."""
+        self.tier = None
+        self.colour = None
+        self.boost = 0
+        self.opened_at = None
+        self.resolve_since = None
+        self.step_since = None
+        self.flapping = False
+        self.flap_signalled = False
+        self.raw_clear_since = None
+        self.evidence.clear()
+
+    # ----- checkpoint ------------------------------------------------------------------------------
+    def to_json(self) -> dict[str, Any]:
+        """Checkpoint form (plain JSON types)."""
+        return {
+            "key": list(self.key), "labels": self.labels, "created": self.created, "camera_id": self.camera_id,
+            "location_key": list(self.location_key) if self.location_key else None,
+            "series": {k: s.to_json() for k, s in self.series.items()}, "seen": self.seen, "gap": self.gap,
+            "last_input": self.last_input,
+            "latest_event": _event_json(self.latest_event),
+            "episodes": {k: _event_json(e) for k, e in self.episodes.items()},
+            "events": [_event_json(e) for e in self.events],
+            "sources": [encode(s).decode() for s in self.sources.values()],
+            "readings": [encode(r).decode() for r in self.readings.values()],
+            "evidence": [encode(e).decode() for e in self.evidence.values()],
+            "phase": self.phase.value, "tier": self.tier, "colour": self.colour.value if self.colour else None,
+            "boost": self.boost, "true_since": self.true_since, "active_since": self.active_since,
+            "step_since": self.step_since, "resolve_since": self.resolve_since, "last_active": self.last_active,
+            "opened_at": self.opened_at, "unknown": self.unknown, "unknown_since": self.unknown_since,
+            "flapping": self.flapping, "flap_signalled": self.flap_signalled, "cycles": list(self.cycles),
+            "raw_clear_since": self.raw_clear_since,
+        }  # fmt: skip
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any], tiers: int) -> Instance:
+        """Inverse of to_json; the tier timers are resized if the rule's tiers changed."""
+        inst = cls(tuple(data["key"]), dict(data["labels"]), tiers, float(data["created"]))
+        inst.camera_id = data["camera_id"]
+        inst.location_key = tuple(data["location_key"]) if data["location_key"] else None
+        inst.series = {k: Series.from_json(v) for k, v in data["series"].items()}
+        inst.seen, inst.gap, inst.last_input = dict(data["seen"]), dict(data["gap"]), float(data["last_input"])
+        inst.latest_event = _event_from(data["latest_event"])
+        inst.episodes = {k: e for k, v in data["episodes"].items() if (e := _event_from(v)) is not None}
+        inst.events.extend(e for v in data["events"] if (e := _event_from(v)) is not None)
+        inst.sources = {s.id: s for s in (decode(SourceRef, raw) for raw in data["sources"])}
+        inst.readings = {r.sensor_id: r for r in (decode(SensorReading, raw) for raw in data["readings"])}
+        inst.evidence = {e.ref: e for e in (decode(Evidence, raw) for raw in data["evidence"])}
+        inst.phase = Phase(data["phase"])
+        inst.tier = data["tier"] if data["tier"] is None or data["tier"] < tiers else tiers - 1
+        inst.colour = Colour(data["colour"]) if data["colour"] else None
+        inst.boost = int(data["boost"])
+        since = list(data["true_since"])[:tiers]
+        inst.true_since = since + [None] * (tiers - len(since))
+        for name in ("active_since", "step_since", "resolve_since", "last_active", "opened_at", "unknown_since"):
+            setattr(inst, name, data[name])
+        inst.unknown, inst.flapping, inst.flap_signalled = data["unknown"], data["flapping"], data["flap_signalled"]
+        inst.cycles.extend(data["cycles"])
+        inst.raw_clear_since = data["raw_clear_since"]
+        return inst
+
+
+def _event_json(event: ObjectEvent | None) -> str | None:
+    return None if event is None else encode(event).decode()
+
+
+def _event_from(raw: str | None) -> ObjectEvent | None:
+    return None if raw is None else decode(ObjectEvent, raw)

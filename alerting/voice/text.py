@@ -30,6 +30,9 @@ _UNITS = (  # longest first; (written, spoken)
 )
 _NUMBER = re.compile(r"(?<![0-9.])(?:(?<![A-Za-z])([-−]))?(\d+)(?:\.(\d+))?(%?)")
 _LATIN_RUN = re.compile(r"[A-Za-z]+")
+_PROVINCES = "京津沪渝冀豫云辽黑湘皖鲁新苏浙赣鄂桂甘晋蒙陕吉闽贵粤青藏川宁琼使领"
+PLATE = re.compile(rf"[{_PROVINCES}][A-Za-z][·•.\- ]?[A-Za-z0-9]{{4,6}}[挂学警港澳领试超]?")
+"""A Chinese plate inside free text (province, letter, optional separator, 4-6 letters/digits, suffix)."""
 _PLACEHOLDER = re.compile(r"\{([a-z_]+)\}")
 NO_PLATE = "前方车辆"
 """Spoken in place of {plate} when no plate was read ("the vehicle ahead")."""
@@ -123,14 +126,20 @@ def normalise_plate(plate: str) -> str:
 
 
 def normalise_text(text: str) -> str:
-    """Free text for speech: units in words, numbers as numerals (负, 点, 百分之), Latin letters spelt out."""
+    """Free text for speech: plates spelt out, units in words, numbers as numerals (负, 点, 百分之), letters spaced."""
+    text = PLATE.sub(lambda m: f" {normalise_plate(m.group(0))} ", text)
     for written, spoken in _UNITS:
         text = re.sub(rf"(?<=\d){re.escape(written)}|(?<=\d )\b{re.escape(written)}\b", spoken, text)
     text = _NUMBER.sub(
         lambda m: number_in_words(m.group(1) or "", m.group(2), m.group(3) or "", bool(m.group(4))), text
     )
-    text = spell_latin(text)
-    return re.sub(r" {2,}", " ", text).strip()
+    return tidy(spell_latin(text))
+
+
+def tidy(text: str) -> str:
+    """Collapse spaces, and drop them around Chinese punctuation."""
+    text = re.sub(r" {2,}", " ", text)
+    return re.sub(r" *([，。！？、；：]) *", r"\1", text).strip()
 
 
 def render_warning(template: str, plate: str | None, zone: str, camera_id: str | None) -> str:
@@ -147,4 +156,4 @@ def render_warning(template: str, plate: str | None, zone: str, camera_id: str |
         parts.append(values.get(match.group(1), ""))
         last = match.end()
     parts.append(normalise_text(template[last:]))
-    return re.sub(r" {2,}", " ", "".join(p for p in parts)).strip()
+    return tidy(" ".join(parts))

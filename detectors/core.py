@@ -42,9 +42,7 @@ class Detections:
     @classmethod
     def empty(cls, class_names: tuple[str, ...] = ()) -> Detections:
         """No detections."""
-        return cls(
-            np.zeros((0, 4), np.float32), np.zeros((0,), np.float32), np.zeros((0,), np.int32), class_names
-        )
+        return cls(np.zeros((0, 4), np.float32), np.zeros((0,), np.float32), np.zeros((0,), np.int32), class_names)
 
     def labels(self) -> list[str]:
         """Label of each detection (its class id as text when the name is unknown)."""
@@ -59,7 +57,8 @@ class Detections:
         """Box areas as a fraction of the frame."""
         w = np.clip(self.xyxy[:, 2] - self.xyxy[:, 0], 0, 1)
         h = np.clip(self.xyxy[:, 3] - self.xyxy[:, 1], 0, 1)
-        return (w * h).astype(np.float32)
+        areas: FloatArray = (w * h).astype(np.float32)
+        return areas
 
 
 class Detector(Protocol):

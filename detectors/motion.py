@@ -19,6 +19,7 @@ from detectors.core import Detections, FloatArray, Frame
 
 MOTION_LABEL = "motion"
 Mask = npt.NDArray[np.uint8]
+_KERNEL = np.ones((3, 3), np.uint8)
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +71,7 @@ class MotionDetector:
             self._size, self._background = size, None
             self._mask = None
             if self._mask_src is not None:
-                self._mask = cv2.resize(self._mask_src, size, interpolation=cv2.INTER_NEAREST)
+                self._mask = np.asarray(cv2.resize(self._mask_src, size, interpolation=cv2.INTER_NEAREST), np.uint8)
         gray = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY) if frame.ndim == 3 else frame
         small = cv2.resize(gray, size, interpolation=cv2.INTER_AREA)
         k = self.settings.blur | 1
@@ -94,7 +95,7 @@ class MotionDetector:
             self._background = small.copy()
             return MotionResult(np.zeros((0, 4), np.float32), area, recalibrated=True)
         if self.settings.dilate:
-            binary = cv2.dilate(binary, None, iterations=self.settings.dilate)
+            binary = np.asarray(cv2.dilate(binary, _KERNEL, iterations=self.settings.dilate), np.uint8)
         cv2.accumulateWeighted(small, self._background, self.settings.alpha)
         return MotionResult(self._boxes(binary), area)
 
@@ -103,7 +104,9 @@ class MotionDetector:
         h, w = binary.shape
         boxes = [
             (x / w, y / h, (x + bw) / w, (y + bh) / h)
-            for x, y, bw, bh in (cv2.boundingRect(c) for c in contours if cv2.contourArea(c) > self.settings.contour_area)
+            for x, y, bw, bh in (
+                cv2.boundingRect(c) for c in contours if cv2.contourArea(c) > self.settings.contour_area
+            )
         ]
         return np.asarray(boxes, np.float32).reshape(-1, 4)
 

@@ -43,9 +43,7 @@ class LabelMap:
     def thresholds(self, per_label: Mapping[str, float], default: float) -> FloatArray:
         """Per model class: the threshold of its label; dropped classes can never pass (2.0)."""
         by_label = class_thresholds(self.labels, per_label, default)
-        return np.asarray(
-            [by_label[i] if i >= 0 else 2.0 for i in self.label_of_class.tolist()], np.float32
-        )
+        return np.asarray([by_label[i] if i >= 0 else 2.0 for i in self.label_of_class.tolist()], np.float32)
 
 
 class YoloDetector:
@@ -61,7 +59,9 @@ class YoloDetector:
         self._thresholds = self.label_map.thresholds(config.thresholds, config.score_threshold)
         unknown = sorted(set(config.thresholds) - set(self.label_map.labels))
         if unknown:
-            raise ModelError(f"thresholds: no class is labelled {unknown[0]!r} (labels: {', '.join(self.label_map.labels)})")
+            raise ModelError(
+                f"thresholds: no class is labelled {unknown[0]!r} (labels: {', '.join(self.label_map.labels)})"
+            )
 
     @property
     def class_names(self) -> tuple[str, ...]:
@@ -86,7 +86,12 @@ class YoloDetector:
 
     def _post(self, output: FloatArray, box: Letterbox) -> Detections:
         raw = postprocess(
-            output, box, self._thresholds, self.label_map.model_names, self.config.iou_threshold, 10_000
+            output,
+            box,
+            self._thresholds,
+            self.label_map.model_names,
+            iou_threshold=self.config.iou_threshold,
+            max_det=10_000,
         )
         # Map to labels, then run NMS again per label so merged classes (car+truck) do not double-count.
         label_ids = self.label_map.label_of_class[raw.class_ids]
@@ -139,9 +144,13 @@ class OnnxYoloDetector(YoloDetector):
         super().__init__(config, names, size)
         log.info(
             "loaded %s: input %sx%s, %d classes, batch %s, %d threads",
-            path.name, size[0], size[1], len(self.label_map.model_names),
-            self._fixed_batch or "dynamic", options.intra_op_num_threads,
-        )  # fmt: skip
+            path.name,
+            size[0],
+            size[1],
+            len(self.label_map.model_names),
+            self._fixed_batch or "dynamic",
+            options.intra_op_num_threads,
+        )
 
     @property
     def max_batch(self) -> int:

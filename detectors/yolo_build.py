@@ -50,13 +50,23 @@ def build_square_model(
     centres = (np.arange(cells, dtype=np.float32) * SQUARE_STRIDE + SQUARE_STRIDE / 2).astype(np.float32)
     cy, cx = np.meshgrid(centres, centres, indexing="ij")
     boxes = np.stack(
-        [cx.ravel(), cy.ravel(), np.full(cells * cells, SQUARE_PX, np.float32), np.full(cells * cells, SQUARE_PX, np.float32)]
+        [
+            cx.ravel(),
+            cy.ravel(),
+            np.full(cells * cells, SQUARE_PX, np.float32),
+            np.full(cells * cells, SQUARE_PX, np.float32),
+        ]
     )[None].astype(np.float32)
     nodes = [
         helper.make_node(
-            "AveragePool", ["images"], ["pooled"], kernel_shape=[SQUARE_PX, SQUARE_PX],
-            strides=[SQUARE_STRIDE, SQUARE_STRIDE], pads=[pad, pad, pad, pad], count_include_pad=0,
-        ),  # fmt: skip
+            "AveragePool",
+            ["images"],
+            ["pooled"],
+            kernel_shape=[SQUARE_PX, SQUARE_PX],
+            strides=[SQUARE_STRIDE, SQUARE_STRIDE],
+            pads=[pad, pad, pad, pad],
+            count_include_pad=0,
+        ),
         helper.make_node("Conv", ["pooled", "weight", "bias"], ["logits"]),
         helper.make_node("Sigmoid", ["logits"], ["probs"]),
         helper.make_node("Shape", ["probs"], ["probs_shape"]),
@@ -119,6 +129,7 @@ def ultralytics_python() -> str:
 
 def export_ultralytics(
     path: str | Path,
+    *,
     cfg: str = "yolo11n.yaml",
     imgsz: int = 320,
     dynamic: bool = True,
@@ -144,7 +155,16 @@ def export_ultralytics(
         "YOLO_VERBOSE": "false",
         "MPLBACKEND": "Agg",
     }
-    argv = [python or ultralytics_python(), "-c", _EXPORT_SCRIPT, cfg, str(out), str(imgsz), str(int(dynamic)), str(batch)]
+    argv = [
+        python or ultralytics_python(),
+        "-c",
+        _EXPORT_SCRIPT,
+        cfg,
+        str(out),
+        str(imgsz),
+        str(int(dynamic)),
+        str(batch),
+    ]
     proc = subprocess.run(argv, cwd=work, env=env, capture_output=True, text=True, timeout=timeout_s, check=False)
     if proc.returncode != 0 or not out.is_file():
         tail = (proc.stdout + proc.stderr)[-2000:]

@@ -41,9 +41,7 @@ class DetectorConfig(StrictModel):
     iou_threshold: float = Field(0.45, gt=0, le=1, description="NMS IoU above which a lower box is dropped")
     max_detections: int = Field(100, ge=1, le=1000)
     batch_size: int = Field(4, ge=1, le=64, description="frames from several cameras inferred together")
-    threads: int | None = Field(
-        None, ge=1, le=64, description="intra-op threads; default: the CPU cores (at most 4)"
-    )
+    threads: int | None = Field(None, ge=1, le=64, description="intra-op threads; default: the CPU cores (at most 4)")
     device: str = Field("CPU", description="OpenVINO device name (CPU, GPU, AUTO)")
 
     @field_validator("thresholds")
@@ -60,7 +58,8 @@ class DetectorConfig(StrictModel):
         allowed = {Backend.ONNX: {".onnx"}, Backend.OPENVINO: {".onnx", ".xml"}, Backend.ULTRALYTICS: {".pt", ".onnx"}}
         if suffix not in allowed[self.backend]:
             raise ValueError(
-                f"model: backend {self.backend.value} reads {sorted(allowed[self.backend])} files, got {suffix or 'none'!r}"
+                f"model: backend {self.backend.value} reads {sorted(allowed[self.backend])} files, "
+                f"got {suffix or 'none'!r}"
             )
         return self
 

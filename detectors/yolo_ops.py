@@ -42,7 +42,11 @@ def letterbox(frame: Frame, size: tuple[int, int], pad_value: int = PAD_VALUE) -
     pad_x, pad_y = (dst_w - new_w) / 2, (dst_h - new_h) / 2
     left, top = round(pad_x - 0.1), round(pad_y - 0.1)
     canvas = np.full((dst_h, dst_w, 3), pad_value, dtype=np.uint8)
-    resized = frame if (new_w, new_h) == (src_w, src_h) else cv2.resize(frame, (new_w, new_h), cv2.INTER_LINEAR)
+    resized = (
+        frame
+        if (new_w, new_h) == (src_w, src_h)
+        else np.asarray(cv2.resize(frame, (new_w, new_h), interpolation=cv2.INTER_LINEAR), np.uint8)
+    )
     canvas[top : top + new_h, left : left + new_w] = resized
     return canvas, Letterbox(scale, float(left), float(top), src_w, src_h)
 
@@ -148,6 +152,7 @@ def postprocess(
     box: Letterbox,
     thresholds: FloatArray,
     class_names: tuple[str, ...],
+    *,
     iou_threshold: float,
     max_det: int,
 ) -> Detections:
@@ -177,8 +182,6 @@ def parse_names(text: str) -> tuple[str, ...]:
     raise ValueError(f"model metadata 'names' must be a dict or list, got {type(value).__name__}")
 
 
-def class_thresholds(
-    class_names: Sequence[str], per_class: Mapping[str, float], default: float
-) -> FloatArray:
+def class_thresholds(class_names: Sequence[str], per_class: Mapping[str, float], default: float) -> FloatArray:
     """One score threshold per class id: the per-label value where given, else `default`."""
     return np.asarray([per_class.get(name, default) for name in class_names], np.float32)

@@ -7,6 +7,7 @@ other backends, so results are comparable.
 
 from __future__ import annotations
 
+import importlib
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -24,10 +25,10 @@ def _import_yolo() -> Any:
     os.environ.setdefault("YOLO_AUTOINSTALL", "false")
     os.environ.setdefault("YOLO_VERBOSE", "false")
     try:
-        from ultralytics import YOLO
+        module = importlib.import_module("ultralytics")
     except ImportError:
         raise ModelError("backend ultralytics needs the `models` extra: pip install 'qinghe[models]'") from None
-    return YOLO
+    return module.YOLO
 
 
 class UltralyticsYoloDetector(YoloDetector):

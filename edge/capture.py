@@ -21,6 +21,7 @@ from typing import Generic, Protocol, TypeVar
 os.environ.setdefault("OPENCV_FFMPEG_CAPTURE_OPTIONS", "rtsp_transport;tcp")
 
 import cv2
+import numpy as np
 
 from detectors.core import Frame
 from edge.config_camera import StreamConfig
@@ -89,8 +90,17 @@ class FrameSource(Protocol):
 class OpenCvSource:
     """A stream or file read with OpenCV's FFmpeg backend, with open/read timeouts and file replay."""
 
-    def __init__(self, uri: str, *, is_file: bool = False, open_timeout_s: float = 5.0, read_timeout_s: float = 5.0,
-                 loop: bool = False, realtime: bool = True, description: str | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        uri: str,
+        *,
+        is_file: bool = False,
+        open_timeout_s: float = 5.0,
+        read_timeout_s: float = 5.0,
+        loop: bool = False,
+        realtime: bool = True,
+        description: str | None = None,
+    ) -> None:
         self.uri = uri
         self.is_file = is_file
         self.open_timeout_s, self.read_timeout_s = open_timeout_s, read_timeout_s
@@ -105,10 +115,13 @@ class OpenCvSource:
         if self.is_file and not Path(self.uri).is_file():
             raise CaptureError(f"file {self.uri} does not exist")
         params = [
-            cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, int(self.open_timeout_s * 1000),
-            cv2.CAP_PROP_READ_TIMEOUT_MSEC, int(self.read_timeout_s * 1000),
-            cv2.CAP_PROP_N_THREADS, 1,  # one decode thread per camera: K cameras must not mean K x cores threads
-        ]  # fmt: skip
+            cv2.CAP_PROP_OPEN_TIMEOUT_MSEC,
+            int(self.open_timeout_s * 1000),
+            cv2.CAP_PROP_READ_TIMEOUT_MSEC,
+            int(self.read_timeout_s * 1000),
+            cv2.CAP_PROP_N_THREADS,
+            1,  # one decode thread per camera: K cameras must not mean K x cores threads
+        ]
         cap = cv2.VideoCapture(self.uri, cv2.CAP_FFMPEG, params)
         if not cap.isOpened():
             cap.release()
@@ -130,7 +143,7 @@ class OpenCvSource:
             return None
         if self._period:
             self._pace()
-        return frame  # type: ignore[no-any-return]
+        return np.asarray(frame, np.uint8)
 
     def _pace(self) -> None:
         self._next_at += self._period
@@ -178,9 +191,18 @@ StatusCallback = Callable[[CameraStatus], None]
 class CameraReader:
     """One camera's reader thread: open, read, report health, reconnect with backoff; never raises."""
 
-    def __init__(self, camera_id: str, source: FrameSource, health: CameraHealth, clock: Clock,
-                 on_frame: FrameCallback, on_status: StatusCallback, backoff: Backoff,
-                 resize: tuple[int, int] | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        camera_id: str,
+        source: FrameSource,
+        health: CameraHealth,
+        clock: Clock,
+        *,
+        on_frame: FrameCallback,
+        on_status: StatusCallback,
+        backoff: Backoff,
+        resize: tuple[int, int] | None = None,
+    ) -> None:
         self.camera_id = camera_id
         self.source, self.health, self.clock = source, health, clock
         self._on_frame, self._on_status, self._backoff = on_frame, on_status, backoff
@@ -242,7 +264,7 @@ class CameraReader:
                 return
             now = self.clock.now()
             if self._resize is not None and (frame.shape[1], frame.shape[0]) != self._resize:
-                frame = cv2.resize(frame, self._resize, interpolation=cv2.INTER_AREA)
+                frame = np.asarray(cv2.resize(frame, self._resize, interpolation=cv2.INTER_AREA), np.uint8)
             with self._health_lock:
                 self.health.on_frame(now)
             self.frames += 1

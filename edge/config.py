@@ -6,7 +6,6 @@ Errors are reported as `file:line: key: message` through `qinghe.config.load_con
 
 from __future__ import annotations
 
-import zoneinfo
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -51,7 +50,9 @@ class EdgeConfig(StrictModel):
     edge_id: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.:-]+$", description="this box's id in topics")
     broker: BrokerConfig = Field(default_factory=BrokerConfig)
     state_dir: str = Field("var/edge", description="outbox, sequence numbers and snapshots live here")
-    detector: DetectorConfig | None = Field(None, description="the shared model; needed by cameras with detector: shared")
+    detector: DetectorConfig | None = Field(
+        None, description="the shared model; needed by cameras with detector: shared"
+    )
     cameras: list[CameraConfig] = Field(default_factory=list)
     full_check_interval_s: dict[CameraKind, float] = Field(
         default_factory=lambda: dict(DEFAULT_FULL_CHECK_S), description="per camera kind, seconds"
@@ -91,17 +92,33 @@ def _zone_checks(camera: CameraConfig, loc: Loc, known_labels: set[str] | None) 
     for j, zone in enumerate(camera.zones):
         zloc: Loc = (*loc, "zones", j)
         if zone.name in seen:
-            yield (*zloc, "name"), f"duplicate zone name {zone.name!r} on camera {camera.id} (also zone {seen[zone.name]})"
+            yield (
+                (*zloc, "name"),
+                f"duplicate zone name {zone.name!r} on camera {camera.id} (also zone {seen[zone.name]})",
+            )
         seen.setdefault(zone.name, j)
         if known_labels is not None and camera.detector == "shared":
             for k, label in enumerate(zone.objects):
                 if label not in known_labels:
-                    yield (*zloc, "objects", k), f"label {label!r} is not produced by the detector ({', '.join(sorted(known_labels))})"
-        if zone.schedule is not None:
-            try:
-                zoneinfo.ZoneInfo(zone.schedule.timezone)
-            except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-                yield (*zloc, "schedule", "timezone"), f"unknown time zone {zone.schedule.timezone!r}"
+                    yield (
+                        (*zloc, "objects", k),
+                        f"label {label!r} is not produced by the detector ({', '.join(sorted(known_labels))})",
+                    )
+        if zone.schedule is not None and zone.schedule not in camera.analytics.schedules:
+            known = ", ".join(sorted(camera.analytics.schedules)) or "none defined"
+            yield (*zloc, "schedule"), f"undefined schedule {zone.schedule!r} (analytics.schedules: {known})"
+    yield from _analytics_checks(camera, loc)
+
+
+def _analytics_checks(camera: CameraConfig, loc: Loc) -> Iterable[tuple[Loc, str]]:
+    """The analytics' own cross-checks (zones they name exist on this camera), when they provide them."""
+    import detectors.analytics.config as analytics_config
+
+    zone_issues = getattr(analytics_config, "zone_issues", None)
+    if zone_issues is None:
+        return
+    for sub_loc, message in zone_issues(camera.analytics, [zone.name for zone in camera.zones]):
+        yield (*loc, "analytics", *sub_loc), message
 
 
 def _known_labels(config: EdgeConfig) -> set[str] | None:
@@ -113,9 +130,7 @@ def _known_labels(config: EdgeConfig) -> set[str] | None:
     return {label for label in labels if label is not None} | {"motion"}
 
 
-def load_edge_config(
-    path: str | Path, environ: Mapping[str, str] | None = None
-) -> EdgeConfig:
+def load_edge_config(path: str | Path, environ: Mapping[str, str] | None = None) -> EdgeConfig:
     """Load and fully validate an edge config file; raises ConfigError with file:line: key: message."""
     return load_config(path, EdgeConfig, checks=[edge_checks], environ=environ)
 

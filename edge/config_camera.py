@@ -12,7 +12,6 @@ from detectors.analytics.config import AnalyticsConfig
 from qinghe.config import StrictModel
 
 Point = tuple[float, float]
-_HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
 
 
 class CameraKind(StrEnum):
@@ -77,39 +76,6 @@ def _check_polygon(points: list[Point]) -> list[Point]:
     return points
 
 
-class TimeWindowConfig(StrictModel):
-    """A daily window such as 07:00-19:00 on working days; end before start spans midnight."""
-
-    days: list[str] = Field(
-        default_factory=lambda: ["mon", "tue", "wed", "thu", "fri", "sat", "sun"], description="mon..sun"
-    )
-    start: str = Field("00:00", description="HH:MM local time")
-    end: str = Field("24:00", description="HH:MM local time (24:00 = midnight at the end of the day)")
-
-    @field_validator("days")
-    @classmethod
-    def _check_days(cls, days: list[str]) -> list[str]:
-        valid = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-        for day in days:
-            if day not in valid:
-                raise ValueError(f"unknown day {day!r}; use {', '.join(valid)}")
-        return days
-
-    @field_validator("start", "end")
-    @classmethod
-    def _check_time(cls, value: str) -> str:
-        if value != "24:00" and not _HHMM.match(value):
-            raise ValueError(f"time {value!r} is not HH:MM")
-        return value
-
-
-class ScheduleConfig(StrictModel):
-    """When a zone is watched: any of the windows, in the given time zone."""
-
-    timezone: str = Field("Asia/Shanghai", description="IANA time zone name")
-    windows: list[TimeWindowConfig] = Field(min_length=1)
-
-
 class ZoneTrigger(StrEnum):
     """What starts an `object` episode in a zone."""
 
@@ -133,7 +99,9 @@ class ZoneConfig(StrictModel):
     dwell_milestones_s: list[float] = Field(
         default_factory=list, description="dwell times (s) at which an `update` event is sent"
     )
-    schedule: ScheduleConfig | None = Field(None, description="when the zone is watched; default: always")
+    schedule: str | None = Field(
+        None, description="name of a schedule under the camera's analytics.schedules; default: always watched"
+    )
 
     _polygon = field_validator("polygon")(_check_polygon)
 
@@ -220,9 +188,13 @@ class CameraConfig(StrictModel):
     enabled: bool = True
     speaker_id: str | None = Field(None, description="road-warden speaker (required for kind road_warden)")
     detect: StreamConfig = Field(description="the stream analysed (usually the low-resolution sub-stream)")
-    record: StreamConfig | None = Field(None, description="the main stream, for recorders; the agent does not decode it")
+    record: StreamConfig | None = Field(
+        None, description="the main stream, for recorders; the agent does not decode it"
+    )
     detect_fps: float = Field(5.0, gt=0, le=30, description="frames per second considered for detection")
-    detector: str = Field("shared", pattern=r"^(shared|motion|none)$", description="shared model, motion blobs, or none")
+    detector: str = Field(
+        "shared", pattern=r"^(shared|motion|none)$", description="shared model, motion blobs, or none"
+    )
     full_check_interval_s: float | None = Field(
         None, gt=0, description="scheduled full-frame detection regardless of motion; default per kind"
     )

@@ -138,13 +138,15 @@ class CameraHealth:
     def _maybe_publish(self, state: CameraState, reason: str, now: float) -> CameraStatus | None:
         if state == self._published or (reason == "connecting" and self._published is None):
             return None
-        if state is CameraState.ONLINE and self._published is not None:
-            if now - self._candidate_since < self._recover_hold:
-                return None
+        recovering = state is CameraState.ONLINE and self._published is not None
+        if recovering and now - self._candidate_since < self._recover_hold:
+            return None
         if state is CameraState.OFFLINE and self._published is CameraState.ONLINE:
             flapped = now - self._published_at < self._recover_hold * FLAP_WINDOW_FACTOR
             self._recover_hold = (
-                min(self.settings.max_recover_s, max(self._recover_hold * 2, 0.5)) if flapped else self.settings.recover_s
+                min(self.settings.max_recover_s, max(self._recover_hold * 2, 0.5))
+                if flapped
+                else self.settings.recover_s
             )
         self._published, self._published_at = state, now
         return CameraStatus(state=state, since=now, fps=round(self.meter.fps(now), 2), reason=reason)

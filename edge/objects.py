@@ -68,8 +68,7 @@ class ObjectAnalytic:
                 drafts.extend(self._advance(key, track, zone, since, now))
         for key in [k for k in self._episodes if k not in seen]:
             episode = self._episodes.pop(key)
-            track = tracks.get(episode.track_id)
-            drafts.append(self._end(episode, track, now))
+            drafts.append(self._end(episode, tracks.get(episode.track_id), now))
         return drafts
 
     def _since(self, track: TrackedObject, zone: ZoneConfig) -> float | None:
@@ -92,8 +91,14 @@ class ObjectAnalytic:
                 return []
             episode = _Episode(
                 f"{self.camera_id}-{zone.name}-{track.track_id}-{round(since * 1000)}",
-                track.track_id, zone.name, track.label, since, track.score, now, now,
-            )  # fmt: skip
+                track.track_id,
+                zone.name,
+                track.label,
+                since,
+                track.score,
+                now,
+                now,
+            )
             self._episodes[key] = episode
             return [self._draft(EventType.START, episode, track, dwell, phase="enter", roles=("best",))]
         drafts: list[EventDraft] = []
@@ -102,7 +107,9 @@ class ObjectAnalytic:
             milestone = milestones[episode.milestones_sent]
             episode.milestones_sent += 1
             drafts.append(
-                self._draft(EventType.UPDATE, episode, track, dwell, phase="dwell", attributes={"milestone_s": milestone})
+                self._draft(
+                    EventType.UPDATE, episode, track, dwell, phase="dwell", attributes={"milestone_s": milestone}
+                )
             )
         better = track.score >= episode.best_score + self._events.best_improvement
         if better and track.missed_frames == 0 and now - episode.best_at >= self._events.best_min_interval_s:
@@ -121,10 +128,18 @@ class ObjectAnalytic:
         box = track.box if track is not None else (0.0, 0.0, 0.0, 0.0)
         score = track.score if track is not None else episode.best_score
         return EventDraft(
-            type=EventType.END, analytic=NAME, label=episode.label, zone=episode.zone, track_id=episode.track_id,
-            score=score, box=box, dwell_s=max(0.0, end_ts - episode.started_at), episode_id=episode.episode_id,
-            phase="exit", outcome=outcome,
-        )  # fmt: skip
+            type=EventType.END,
+            analytic=NAME,
+            label=episode.label,
+            zone=episode.zone,
+            track_id=episode.track_id,
+            score=score,
+            box=box,
+            dwell_s=max(0.0, end_ts - episode.started_at),
+            episode_id=episode.episode_id,
+            phase="exit",
+            outcome=outcome,
+        )
 
     def _draft(
         self,
@@ -132,12 +147,22 @@ class ObjectAnalytic:
         episode: _Episode,
         track: TrackedObject,
         dwell: float,
+        *,
         phase: str,
         roles: tuple[str, ...] = (),
         attributes: dict[str, float] | None = None,
     ) -> EventDraft:
         return EventDraft(
-            type=type_, analytic=NAME, label=track.label, zone=episode.zone, track_id=track.track_id,
-            score=track.score, box=track.box, dwell_s=dwell, episode_id=episode.episode_id, phase=phase,
-            snapshot_roles=roles, attributes=dict(attributes or {}),
-        )  # fmt: skip
+            type=type_,
+            analytic=NAME,
+            label=track.label,
+            zone=episode.zone,
+            track_id=track.track_id,
+            score=track.score,
+            box=track.box,
+            dwell_s=dwell,
+            episode_id=episode.episode_id,
+            phase=phase,
+            snapshot_roles=roles,
+            attributes=dict(attributes or {}),
+        )

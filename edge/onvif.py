@@ -49,7 +49,8 @@ def _camera(config: OnvifConfig) -> Any:
         from zeep.transports import Transport
     except ImportError as exc:  # onvif-zeep is a core dependency, but keep the message readable
         raise OnvifError(f"onvif-zeep is not installed: {exc}") from None
-    kwargs: dict[str, Any] = {"transport": Transport(timeout=config.timeout_s, operation_timeout=config.timeout_s)}
+    transport_cls: Any = Transport  # zeep is untyped
+    kwargs: dict[str, Any] = {"transport": transport_cls(timeout=config.timeout_s, operation_timeout=config.timeout_s)}
     if config.wsdl_dir:
         kwargs["wsdl_dir"] = config.wsdl_dir
     try:

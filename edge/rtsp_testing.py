@@ -26,8 +26,9 @@ class LocalRtspServer(LocalServer):
 
     name = "rtsp"
 
-    def __init__(self, workdir: Path, sources: Mapping[str, str | Path], port: int | None = None,
-                 loop: bool = True) -> None:  # fmt: skip
+    def __init__(
+        self, workdir: Path, sources: Mapping[str, str | Path], port: int | None = None, loop: bool = True
+    ) -> None:
         super().__init__(workdir, port)
         if not sources:
             raise ValueError("give at least one mount")
@@ -62,8 +63,17 @@ def _ffmpeg() -> str:
     return path
 
 
-def encode_clip(source: Path | str, dest: Path | str, width: int = 640, height: int = 360, fps: int = 10,
-                seconds: float | None = None, crf: int = 26, lavfi: bool = False) -> Path:  # fmt: skip
+def encode_clip(
+    source: Path | str,
+    dest: Path | str,
+    *,
+    width: int = 640,
+    height: int = 360,
+    fps: int = 10,
+    seconds: float | None = None,
+    crf: int = 26,
+    lavfi: bool = False,
+) -> Path:
     """Re-encode any video to an RTSP-friendly H.264 MP4 (baseline, no B-frames, 1 s GOP); cached by path."""
     out = Path(dest)
     if out.is_file() and out.stat().st_size > 0:
@@ -74,10 +84,29 @@ def encode_clip(source: Path | str, dest: Path | str, width: int = 640, height: 
     if seconds is not None:
         argv += ["-t", str(seconds)]
     argv += [
-        "-vf", f"scale={width}:{height}", "-r", str(fps), "-c:v", "libx264", "-preset", "veryfast",
-        "-tune", "zerolatency", "-profile:v", "baseline", "-pix_fmt", "yuv420p", "-g", str(fps), "-bf", "0",
-        "-crf", str(crf), "-an", str(tmp),
-    ]  # fmt: skip
+        "-vf",
+        f"scale={width}:{height}",
+        "-r",
+        str(fps),
+        "-c:v",
+        "libx264",
+        "-preset",
+        "veryfast",
+        "-tune",
+        "zerolatency",
+        "-profile:v",
+        "baseline",
+        "-pix_fmt",
+        "yuv420p",
+        "-g",
+        str(fps),
+        "-bf",
+        "0",
+        "-crf",
+        str(crf),
+        "-an",
+        str(tmp),
+    ]
     proc = subprocess.run(argv, capture_output=True, text=True, timeout=300, check=False)
     if proc.returncode != 0:
         raise QingheError(f"ffmpeg failed to encode {source}: {proc.stderr[-500:]}")
@@ -98,4 +127,12 @@ def pattern_clip(dest: Path | str, seconds: float = 10.0, width: int = 640, heig
     out = Path(dest)
     if out.is_file() and out.stat().st_size > 0:
         return out
-    return encode_clip(f"testsrc=size={width}x{height}:rate={fps}", out, width, height, fps, seconds, lavfi=True)
+    return encode_clip(
+        f"testsrc=size={width}x{height}:rate={fps}",
+        out,
+        width=width,
+        height=height,
+        fps=fps,
+        seconds=seconds,
+        lavfi=True,
+    )

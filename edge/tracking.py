@@ -114,10 +114,21 @@ class Tracker:
         claimed: set[int] = set()
         for mask, threshold in ((high, self.settings.match_iou), (~high, self.settings.low_match_iou)):
             pass_idx = [int(i) for i in np.flatnonzero(mask).tolist()]
-            unmatched -= self._associate(detections, labels, pass_idx, unmatched, predicted, threshold, now, claimed)
+            unmatched -= self._associate(
+                detections,
+                labels,
+                pass_idx,
+                candidates=unmatched,
+                predicted=predicted,
+                threshold=threshold,
+                now=now,
+                claimed=claimed,
+            )
         for tid in sorted(unmatched):
             self._miss(self._tracks[tid], predicted[tid], now, region)
-        self._start_new(detections, labels, [int(i) for i in np.flatnonzero(high).tolist() if int(i) not in claimed], now)
+        self._start_new(
+            detections, labels, [int(i) for i in np.flatnonzero(high).tolist() if int(i) not in claimed], now
+        )
         return self.tracks()
 
     def _associate(
@@ -125,6 +136,7 @@ class Tracker:
         dets: Detections,
         labels: list[str],
         det_idx: list[int],
+        *,
         candidates: set[int],
         predicted: dict[int, Box],
         threshold: float,
@@ -171,7 +183,11 @@ class Tracker:
         track.missed += 1
         if track.stationary_since is None:
             track.box = predicted
-        limit = self.settings.stationary_max_disappeared if track.stationary_since is not None else self.settings.max_disappeared
+        limit = (
+            self.settings.stationary_max_disappeared
+            if track.stationary_since is not None
+            else self.settings.max_disappeared
+        )
         if track.missed > limit or not track.confirmed:
             del self._tracks[track.track_id]
         else:

@@ -9,22 +9,19 @@ does not flap. State is keyed by (track, zone) and evicted as soon as the track 
 
 from __future__ import annotations
 
-import zoneinfo
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
-from functools import lru_cache
 
 import cv2
 import numpy as np
 import numpy.typing as npt
 
 from detectors.core import Detections, FloatArray
-from edge.config_camera import Point, ScheduleConfig, ZoneConfig
+from edge.config_camera import Point, ZoneConfig
 from edge.tracking import Box, Track
 
 BoolArray = npt.NDArray[np.bool_]
-_DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+ActiveHook = Callable[[float], bool]
 
 
 def anchor_points(boxes: FloatArray, anchor: str = "bottom_center") -> FloatArray:
@@ -48,38 +45,12 @@ def points_in_polygon(points: FloatArray, polygon: FloatArray) -> BoolArray:
     return inside
 
 
-@lru_cache(maxsize=64)
-def _tz(name: str) -> zoneinfo.ZoneInfo:
-    return zoneinfo.ZoneInfo(name)
-
-
-def schedule_active(schedule: ScheduleConfig | None, now: float) -> bool:
-    """Is `now` (epoch s) inside any window of the schedule? No schedule: always."""
-    if schedule is None:
-        return True
-    local = datetime.fromtimestamp(now, _tz(schedule.timezone))
-    day, minute = _DAYS[local.weekday()], local.hour * 60 + local.minute
-    yesterday = _DAYS[(local.weekday() - 1) % 7]
-    for window in schedule.windows:
-        start, end = _minutes(window.start), _minutes(window.end)
-        if start <= end:
-            if day in window.days and start <= minute < end:
-                return True
-        elif (day in window.days and minute >= start) or (yesterday in window.days and minute < end):
-            return True  # a window over midnight belongs to the day it starts on
-    return False
-
-
-def _minutes(hhmm: str) -> int:
-    hours, minutes = hhmm.split(":")
-    return int(hours) * 60 + int(minutes)
-
-
 class Zone:
     """One zone: polygon, filters and schedule."""
 
-    def __init__(self, config: ZoneConfig) -> None:
+    def __init__(self, config: ZoneConfig, active: ActiveHook | None = None) -> None:
         self.config = config
+        self._active = active  # the schedule hook: is the zone watched at time t?
         self.name = config.name
         self.polygon = np.asarray(config.polygon, np.float32)
         self._objects = frozenset(config.objects)
@@ -90,14 +61,18 @@ class Zone:
 
     def active(self, now: float) -> bool:
         """Is the zone watched at `now`?"""
-        return schedule_active(self.config.schedule, now)
+        return self._active is None or self._active(now)
 
     def trigger(self, detections: Detections) -> BoolArray:
         """Boolean mask of detections inside the zone and passing its filters (supervision's PolygonZone)."""
         inside = points_in_polygon(anchor_points(detections.xyxy, self.config.anchor), self.polygon)
         areas = detections.areas()
         labels_ok = np.asarray([self.wants(label) for label in detections.labels()], np.bool_).reshape(-1)
-        filters = (areas >= self.config.min_area) & (areas <= self.config.max_area) & (detections.scores >= self.config.min_score)
+        filters = (
+            (areas >= self.config.min_area)
+            & (areas <= self.config.max_area)
+            & (detections.scores >= self.config.min_score)
+        )
         result: BoolArray = inside & labels_ok & filters
         return result
 

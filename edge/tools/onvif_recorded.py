@@ -43,7 +43,8 @@ GET_SYSTEM_DATE_AND_TIME = """<tds:GetSystemDateAndTimeResponse><tds:SystemDateA
 
 PROFILE = """<trt:Profiles token="{token}" fixed="true"><tt:Name>{name}</tt:Name>
 <tt:VideoSourceConfiguration token="VideoSourceToken"><tt:Name>VideoSourceConfig</tt:Name><tt:UseCount>2</tt:UseCount>
-<tt:SourceToken>VideoSource_1</tt:SourceToken><tt:Bounds x="0" y="0" width="1920" height="1080"/></tt:VideoSourceConfiguration>
+<tt:SourceToken>VideoSource_1</tt:SourceToken><tt:Bounds x="0" y="0" width="1920" height="1080"/>
+</tt:VideoSourceConfiguration>
 <tt:VideoEncoderConfiguration token="{token}_enc"><tt:Name>{name}_enc</tt:Name><tt:UseCount>1</tt:UseCount>
 <tt:Encoding>H264</tt:Encoding><tt:Resolution><tt:Width>{width}</tt:Width><tt:Height>{height}</tt:Height></tt:Resolution>
 <tt:Quality>3</tt:Quality><tt:RateControl><tt:FrameRateLimit>{fps}</tt:FrameRateLimit><tt:EncodingInterval>1</tt:EncodingInterval>

@@ -27,7 +27,8 @@ FILE_LAUNCH = (
 )
 TEST_LAUNCH = (
     "( videotestsrc is-live=true pattern=ball ! video/x-raw,width={width},height={height},framerate={fps}/1 "
-    "! x264enc tune=zerolatency speed-preset=ultrafast key-int-max={fps} ! rtph264pay name=pay0 pt=96 config-interval=1 )"
+    "! x264enc tune=zerolatency speed-preset=ultrafast key-int-max={fps} "
+    "! rtph264pay name=pay0 pt=96 config-interval=1 )"
 )
 
 

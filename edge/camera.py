@@ -1,0 +1,199 @@
+"""One camera's processing: gate each captured frame (pacing, motion, schedule), then track, zone, analyse.
+
+`gate` runs in the camera's reader thread and is cheap (a 100 px motion frame). It returns a
+`WorkItem` for every due frame: `detect=True` when the shared detector must look, otherwise a hold
+(no inference; tracks keep their state, analytics still see time pass). `process` runs in the
+detector worker thread with the detections of that frame and returns the analytics' drafts.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from detectors.core import Analytic, Detections, EventDraft, FloatArray, Frame, FrameObservation, TrackedObject
+from detectors.motion import MOTION_LABEL, MotionDetector, MotionResult, MotionSettings
+from edge.config_camera import CameraConfig
+from edge.scheduling import Decision, FrameScheduler, SchedulerSettings
+from edge.snapshots import FrameRing
+from edge.tracking import Track, Tracker
+from edge.zones import ActiveHook, ObjectMask, Zone, ZoneMembership, mask_image
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class WorkItem:
+    """A due frame on its way to the detector worker."""
+
+    camera_id: str
+    frame: Frame
+    ts: float
+    decision: Decision
+    motion: FloatArray  # motion boxes (normalised) seen on this frame
+    thermal: FloatArray | None = None
+
+    @property
+    def detect(self) -> bool:
+        """Does the shared detector have to look at this frame?"""
+        return self.decision.detect
+
+
+def merge_dropped(new: WorkItem, dropped: WorkItem | None) -> WorkItem:
+    """When a queued item is replaced by a newer one, keep its need for detection (motion happened)."""
+    if dropped is None or not dropped.detect or new.detect:
+        return new
+    return replace(new, decision=replace(dropped.decision, detect=True))
+
+
+class ThermalReplay:
+    """Radiometric frames from a .npy stack (T, H, W) in degrees C, one per analysed frame, looping."""
+
+    def __init__(self, path: Path, loop: bool = True) -> None:
+        self._frames = np.load(path, mmap_mode="r")
+        if self._frames.ndim != 3:
+            raise ValueError(f"{path}: expected a (T, H, W) array of temperatures, got shape {self._frames.shape}")
+        self._loop = loop
+        self._i = 0
+
+    def next(self) -> FloatArray | None:
+        """The next temperature frame (None after the end unless looping)."""
+        if self._i >= len(self._frames):
+            if not self._loop:
+                return None
+            self._i = 0
+        frame = np.asarray(self._frames[self._i], np.float32)
+        self._i += 1
+        return frame
+
+
+class CameraPipeline:
+    """Gating, tracking, zones and analytics of one camera (no sockets, no capture)."""
+
+    def __init__(
+        self,
+        config: CameraConfig,
+        full_check_s: float,
+        analytics: Sequence[Analytic],
+        *,
+        ring: FrameRing | None = None,
+        schedules: dict[str, ActiveHook] | None = None,
+        thermal: ThermalReplay | None = None,
+    ) -> None:
+        self.config = config
+        self.camera_id = config.id
+        motion_cfg = config.motion
+        self.scheduler = FrameScheduler(
+            SchedulerSettings(config.detect_fps, full_check_s, config.stationary_recheck_s, motion_cfg.enabled)
+        )
+        self._motion_polygons = config.masks.motion
+        self.motion = MotionDetector(
+            MotionSettings(
+                motion_cfg.frame_height,
+                motion_cfg.threshold,
+                motion_cfg.contour_area,
+                motion_cfg.alpha,
+                lightning_fraction=motion_cfg.lightning_fraction,
+            )
+        )
+        self._motion_sized: tuple[int, int] | None = None
+        self.tracker = Tracker(config.tracking)
+        hooks = schedules or {}
+        self.zones = [Zone(z, hooks.get(z.schedule) if z.schedule else None) for z in config.zones]
+        self.membership = ZoneMembership(self.zones)
+        self.object_mask = ObjectMask(config.masks.objects)
+        self.analytics = list(analytics)
+        self.ring = ring
+        self.thermal = thermal
+        self._flags_lock = threading.Lock()
+        self._moving = False
+        self._stationary = False
+        self.analytic_errors = 0
+
+    # ----- reader thread -------------------------------------------------------------------------
+    def gate(self, frame: Frame, ts: float) -> WorkItem | None:
+        """Pace and gate a captured frame; None if it is not due at this camera's detect fps."""
+        if self.ring is not None:
+            self.ring.offer(frame, ts)
+        if not self.scheduler.due(ts):
+            return None
+        self._size_motion_mask(frame)
+        result: MotionResult = self.motion.update(frame)
+        with self._flags_lock:
+            moving, stationary = self._moving, self._stationary
+        decision = self.scheduler.decide(ts, result.moving, moving, stationary)
+        thermal = self.thermal.next() if self.thermal is not None else None
+        return WorkItem(self.camera_id, frame, ts, decision, result.boxes, thermal)
+
+    def _size_motion_mask(self, frame: Frame) -> None:
+        size = (frame.shape[1], frame.shape[0])
+        if self._motion_polygons and size != self._motion_sized:
+            mask = mask_image(self._motion_polygons, *size)
+            self.motion = MotionDetector(self.motion.settings, mask)
+            self._motion_sized = size
+
+    # ----- worker thread -------------------------------------------------------------------------
+    def process(self, item: WorkItem, detections: Detections | None) -> tuple[FrameObservation, list[EventDraft]]:
+        """Track and zone one due frame (detections None: held, no inference) and run the analytics."""
+        ts = item.ts
+        if self.config.detector == "motion" and item.detect:
+            detections = _motion_detections(item.motion)
+        if detections is None or not item.detect:
+            tracks = self.tracker.hold(ts)
+            dets = Detections.empty()
+        else:
+            dets = self.object_mask.apply(detections)
+            tracks = self.tracker.update(dets, ts)
+        with self._flags_lock:
+            self._moving = any(t.stationary_since is None for t in tracks)
+            self._stationary = any(t.stationary_since is not None for t in tracks)
+        zone_since = self.membership.update(tracks, ts)
+        tracked = tuple(_tracked(t, zone_since.get(t.track_id, {})) for t in tracks)
+        observation = FrameObservation(
+            self.camera_id, ts, item.frame, dets, tracked, item.thermal, item.decision.full_check
+        )
+        return observation, self._run_analytics(observation)
+
+    def _run_analytics(self, observation: FrameObservation) -> list[EventDraft]:
+        drafts: list[EventDraft] = []
+        for analytic in self.analytics:
+            try:
+                drafts.extend(analytic.step(observation))
+            except Exception:  # one broken analytic must not stop the camera (or the others)
+                self.analytic_errors += 1
+                log.exception("analytic %s failed on camera %s", analytic.name, self.camera_id)
+        return drafts
+
+    def state_size(self) -> dict[str, int]:
+        """Keyed state held, per component (for leak checks and stats)."""
+        sizes = {"tracks": self.tracker.state_size(), "zone_membership": self.membership.state_size()}
+        for analytic in self.analytics:
+            sizes[f"analytic.{analytic.name}"] = analytic.state_size()
+        if self.ring is not None:
+            sizes["ring"] = self.ring.state_size()
+        return sizes
+
+
+def _motion_detections(boxes: FloatArray) -> Detections:
+    n = len(boxes)
+    return Detections(boxes, np.ones((n,), np.float32), np.zeros((n,), np.int32), (MOTION_LABEL,))
+
+
+def _tracked(track: Track, zone_since: dict[str, float]) -> TrackedObject:
+    return TrackedObject(
+        track_id=track.track_id,
+        label=track.label,
+        box=track.box,
+        score=track.score,
+        first_seen=track.first_seen,
+        last_seen=track.last_seen,
+        zones=tuple(sorted(zone_since)),
+        zone_since=dict(zone_since),
+        stationary_since=track.stationary_since,
+        missed_frames=track.missed,
+    )

@@ -173,14 +173,19 @@ def check_template(template: str, allowed: frozenset[str]) -> None:
         raise ValueError(f"unknown placeholder {{{unknown[0]}}}; use one of: {', '.join(sorted(allowed))}")
 
 
-def render(template: str, values: Mapping[str, object]) -> str:
-    """Fill a template; a missing or None value uses the `|default`, else `-`; numbers take format specs."""
+def render(template: str, values: Mapping[str, object], passthrough: frozenset[str] = frozenset()) -> str:
+    """Fill a template; a missing or None value uses the `|default`, else `-`; numbers take format specs.
+
+    Names in `passthrough` are left as `{name}` for a later renderer (unless missing with a default).
+    """
 
     def replace(match: re.Match[str]) -> str:
         whole, name, spec, default = match.group(0), match.group(1), match.group(2), match.group(3)
         if whole in ("{{", "}}"):
             return whole[0]
         value = values.get(name)
+        if name in passthrough:
+            return default if (value is None or value == "") and default is not None else "{" + name + "}"
         if value is None or value == "":
             return default if default is not None else "-"
         if spec:

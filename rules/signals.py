@@ -152,6 +152,15 @@ def _explain(
         explain["reason"] = transition.reason
     if inst.flapping:
         explain["flapping_cycles"] = len(inst.cycles)
+    event = inst.latest_event
+    if event is not None:
+        explain["event"] = f"{event.analytic} {event.type.value}"
+        explain["phase"] = event.phase
+        if event.outcome:
+            explain["outcome"] = event.outcome
+        plate = next((e.plate for e in (event, *inst.episodes.values()) if e.plate), None)
+        if plate:
+            explain["plate"] = plate
     silent = _silent(inst, env)
     if silent:
         explain["silent"] = silent[:MAX_EXPLAIN_TEXT]
@@ -173,6 +182,18 @@ def _silent(inst: Instance, env: Env) -> str:
     return "; ".join(parts)
 
 
+SPEECH_FIELDS = frozenset({"plate", "zone", "camera_id"})
+
+
+def render_voice(template: str, values: dict[str, Any]) -> str:
+    """Fill a voice template, leaving {plate}, {zone} and {camera_id} for alerting to normalise for speech.
+
+    A missing value with a `|default` gets the default here; without one the placeholder is left for
+    alerting, which says "前方车辆" for a missing plate.
+    """
+    return render(template, values, passthrough=SPEECH_FIELDS)
+
+
 def _actions(
     rule: CompiledRule, inst: Instance, transition: Transition, values: dict[str, Any], registry: Registry
 ) -> tuple[ActionSpec, ...]:
@@ -188,7 +209,7 @@ def _actions(
                 params["camera_id"] = inst.camera_id
             if values.get("plate"):
                 params["plate"] = values["plate"]
-            out.append(ActionSpec("voice", speaker, render(action.text, values), params))
+            out.append(ActionSpec("voice", speaker, render_voice(action.text, values), params))
         elif isinstance(action, GraceAction):
             grace_params: dict[str, JsonScalar] = {
                 "grace_s": action.grace,

@@ -1,0 +1,259 @@
+"""The rules service: camera events (and readings when alone) in, RuleSignals out; thin wiring around the engine.
+
+- readings arrive in-process from ingest (`handle_reading`) or, running alone, on `sensor/+/reading`;
+- camera events on `camera/+/event` are deduplicated by event id (edge outboxes replay);
+- a timer runs `for:` timers, silent-sensor gaps and windows as time passes, reloads changed rule
+  files, checkpoints the engine and publishes fatigue stats;
+- signals go to `on_signal` in-process, or through a durable outbox to `rules/signal/{rule_id}`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from qinghe.bus import Availability, InboundMessage, MqttBus
+from qinghe.central_config import CentralConfig
+from qinghe.clock import Clock
+from qinghe.codec import dead_letter, encode
+from qinghe.contracts import ObjectEvent, RuleSignal, SensorReading
+from qinghe.errors import RetryableError
+from qinghe.outbox import Outbox, OutboxEntry
+from qinghe.topics import Topics
+from rules.engine import Engine, Input
+from rules.inputs import Ignored, InputDecoder, Rejected
+from rules.registry import Registry
+from rules.reload import RuleWatcher
+from rules.stats import FatigueStats
+from rules.store import EventDedupe, StateStore
+
+log = logging.getLogger(__name__)
+
+STAGE = "rules"
+SOON_S = 1.0  # checkpoint this soon after a signal
+
+
+def merge_registry_files(config: CentralConfig, config_dir: Path) -> CentralConfig:
+    """The config with ingest's extra sensor registry files merged in (when ingest is installed)."""
+    try:
+        from ingest.registry import load_registry_files
+    except ImportError:
+        return config
+    return load_registry_files(config, config_dir)
+
+
+class RulesService:
+    """Runs the rule engine against live traffic, durable and hot-reloadable."""
+
+    def __init__(
+        self,
+        config: CentralConfig,
+        config_dir: Path,
+        clock: Clock,
+        on_signal: Callable[[RuleSignal], None] | None = None,
+        subscribe_readings: bool = False,
+    ) -> None:
+        self.config = config = merge_registry_files(config, Path(config_dir))
+        self.settings = settings = config.rules
+        self.clock = clock
+        self.on_signal = on_signal
+        self.topics = Topics(config.broker.topic_prefix)
+        self.registry = Registry.from_central(config)
+        state_dir = config.resolve(config_dir, config.state_dir)
+        files = [config.resolve(config_dir, name) for name in settings.files]
+        self.watcher = RuleWatcher(files, self.registry)
+        self.engine = Engine(self.watcher.load(clock.now()), self.registry)  # a broken file fails the start
+        self.store = StateStore(state_dir / settings.state_file)
+        self._restore()
+        self.dedupe = EventDedupe(self.store, settings.event_dedupe_ttl_s, settings.event_dedupe_max)
+        self.stats = FatigueStats()
+        self.decoder = InputDecoder(config, self.topics)
+        name = f"{config.service_id}-rules"
+        availability = Availability(self.topics.build("service_availability", service=name))
+        self.bus = MqttBus(config.broker, name, availability=availability)
+        self.outbox = Outbox(state_dir / settings.outbox_file, self.bus)
+        self._lock = threading.RLock()
+        self._stop = threading.Event()
+        self._timer: threading.Thread | None = None
+        now = clock.now()
+        self._next_reload = now + settings.reload_interval_s
+        self._next_checkpoint = now + settings.checkpoint_interval_s
+        self._next_stats = now + settings.stats_interval_s
+        self._status_dirty = True
+        self.bus.subscribe(self.topics.filter("camera_event"), self._on_message)
+        self.bus.subscribe(self.topics.filter("camera_status"), self._on_message)
+        if subscribe_readings:
+            self.bus.subscribe(self.topics.filter("sensor_reading"), self._on_message)
+
+    # ----- lifecycle -------------------------------------------------------------------------------
+    def start(self, wait_s: float = 10.0) -> None:
+        """Start the outbox and the timer, then connect (retrying in the background if the broker is down)."""
+        self.outbox.start()
+        self.tick()  # timers that fell due while the service was down fire now, at their deadlines
+        self._timer = threading.Thread(target=self._run_timer, name="rules-timer", daemon=True)
+        self._timer.start()
+        try:
+            self.bus.start(wait_s=wait_s)
+        except RetryableError as exc:
+            log.warning("%s; signals are buffered in the outbox meanwhile", exc)
+        self._publish_status()
+
+    def stop(self, flush_s: float = 5.0) -> None:
+        """Stop the timer, checkpoint, flush the outbox, disconnect."""
+        self._stop.set()
+        if self._timer is not None:
+            self._timer.join(timeout=5)
+        with self._lock:
+            self.checkpoint()
+        if self.bus.connected:
+            self.outbox.flush(flush_s)
+        self.outbox.stop()
+        self.bus.stop()
+        self.store.close()
+
+    # ----- inputs ----------------------------------------------------------------------------------
+    def handle_reading(self, reading: SensorReading) -> None:
+        """A validated reading from ingest (thread-safe)."""
+        self._step(reading)
+
+    def handle_event(self, event: ObjectEvent) -> bool:
+        """A camera event (deduplicated by event_id); False if it was a replay already processed."""
+        with self._lock:
+            now = self.clock.now()
+            if self.dedupe.seen(event.event_id):
+                self.engine.counters["events_duplicate"] += 1
+                return False
+            self._step(event)
+            self.dedupe.first_time(event.event_id, now)
+            return True
+
+    def _on_message(self, message: InboundMessage) -> None:
+        decoded = self.decoder.decode(message.topic, message.payload, self.clock.now())
+        if isinstance(decoded, Rejected):
+            self._dead_letter(message, decoded.reason)
+        elif isinstance(decoded, ObjectEvent):
+            self.handle_event(decoded)
+        elif not isinstance(decoded, Ignored):
+            self._step(decoded)
+
+    def _step(self, item: Input) -> None:
+        with self._lock:
+            signals = self.engine.step(item, self.clock.now())
+            if signals:
+                self._emit(signals)
+
+    def _dead_letter(self, message: InboundMessage, reason: str) -> None:
+        log.warning("rejected %s: %s", message.topic, reason)
+        letter = dead_letter(message.topic, message.payload, reason, self.clock.now(), STAGE)
+        self.outbox.put(OutboxEntry(self.topics.deadletter(STAGE), encode(letter)))
+
+    def _emit(self, signals: list[RuleSignal]) -> None:
+        for signal in signals:
+            self.stats.observe(signal)
+            log.info(
+                "%s %s %s %s: %s", signal.rule_id, signal.status.value, signal.colour.value, signal.dedup_key,
+                signal.message,
+            )  # fmt: skip
+        if self.on_signal is not None:
+            for signal in signals:
+                try:
+                    self.on_signal(signal)
+                except Exception:  # alerting's problem must not stop the rules; it dedupes replays by id
+                    log.exception("on_signal failed for %s", signal.signal_id)
+        else:
+            entries = [OutboxEntry(self.topics.build("rule_signal", rule_id=s.rule_id), encode(s)) for s in signals]
+            self.outbox.put_many(entries)
+        self._next_checkpoint = min(self._next_checkpoint, self.clock.now() + SOON_S)
+
+    # ----- time ------------------------------------------------------------------------------------
+    def _run_timer(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.tick()
+            except Exception:  # the timer must keep running; the error is logged with context
+                log.exception("rules timer tick failed")
+            with self._lock:
+                wake = self.engine.next_wakeup()
+            delay = self.settings.tick_max_s
+            if wake is not None:
+                delay = min(delay, max(0.0, wake - self.clock.now()))
+            self._stop.wait(delay)
+
+    def tick(self) -> None:
+        """Let time pass: due timers, then reload, checkpoint and stats when they are due."""
+        with self._lock:
+            now = self.clock.now()
+            signals = self.engine.advance(now)
+            if signals:
+                self._emit(signals)
+            if now >= self._next_reload:
+                self._next_reload = now + self.settings.reload_interval_s
+                self.reload(now)
+            if now >= self._next_checkpoint:
+                self.checkpoint()
+            if now >= self._next_stats:
+                self._next_stats = now + self.settings.stats_interval_s
+                self._publish_stats()
+        if self._status_dirty and self.bus.connected:
+            self._publish_status()
+
+    def reload(self, now: float) -> bool:
+        """Reload changed rule files; True if a new rule set was swapped in."""
+        before = self.watcher.status.attempted_at
+        ruleset = self.watcher.poll(now)
+        if self.watcher.status.attempted_at != before:
+            self._status_dirty = True
+        if ruleset is None:
+            return False
+        with self._lock:
+            signals = self.engine.swap(ruleset, now)
+            if signals:
+                self._emit(signals)
+        return True
+
+    def checkpoint(self) -> None:
+        """Save the engine state now."""
+        now = self.clock.now()
+        size = self.store.save_checkpoint({"engine": self.engine.snapshot(), "saved_at": now}, now)
+        self._next_checkpoint = now + self.settings.checkpoint_interval_s
+        log.debug("checkpoint saved (%d bytes)", size)
+
+    def _restore(self) -> None:
+        data = self.store.load_checkpoint()
+        if data is None:
+            return
+        try:
+            self.engine.restore(data["engine"])
+        except (KeyError, ValueError, TypeError) as exc:
+            log.error("checkpoint unusable (%s); starting with empty rule state", exc)
+            self.engine = Engine(self.engine.ruleset, self.registry)
+            return
+        log.info("restored rule state: %s instances", sum(len(v) for v in self.engine.instances.values()))
+
+    # ----- reporting -------------------------------------------------------------------------------
+    def status(self) -> dict[str, Any]:
+        """What `rules/status` carries: the active rules, the last reload attempt, engine counters."""
+        with self._lock:
+            return {
+                **self.watcher.status.to_json(),
+                "at": self.clock.now(),
+                "instances": self.engine.summary(),
+                "counters": dict(self.engine.counters),
+                "events_remembered": len(self.dedupe),
+                "outbox_depth": self.outbox.depth(),
+            }
+
+    def _publish_status(self) -> None:
+        topic = self.topics.build("rules_status")
+        self.bus.publish(topic, json.dumps(self.status(), ensure_ascii=False), retain=True)
+        self._status_dirty = False
+
+    def _publish_stats(self) -> None:
+        payload = self.stats.summary(self.clock.now())
+        payload["instances"] = self.engine.summary()
+        topic = self.topics.build("rules_stats")
+        self.bus.publish(topic, json.dumps(payload, ensure_ascii=False), retain=True)

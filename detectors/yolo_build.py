@@ -9,6 +9,7 @@ exports it to ONNX, in a subprocess so torch never loads into the caller.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -41,13 +42,14 @@ def build_square_model(
     if len(names) != 3:
         raise ValueError("the square model has exactly three classes (one per colour channel)")
     cells = input_size // SQUARE_STRIDE
-    pad = (SQUARE_PX - SQUARE_STRIDE) // 2
+    # Window i spans [8i - 16, 8i + 16): centred on the grid, so 8-aligned squares are covered exactly.
+    before, after = SQUARE_PX // 2, SQUARE_PX // 2 - SQUARE_STRIDE
     weight = np.full((3, 3, 1, 1), -1.0, np.float32)
     for c in range(3):
         weight[c, c, 0, 0] = 2.0  # 3 * own channel - (R + G + B)
     weight *= gain
     bias = np.full((3,), -gain * offset, np.float32)
-    centres = (np.arange(cells, dtype=np.float32) * SQUARE_STRIDE + SQUARE_STRIDE / 2).astype(np.float32)
+    centres = (np.arange(cells, dtype=np.float32) * SQUARE_STRIDE).astype(np.float32)
     cy, cx = np.meshgrid(centres, centres, indexing="ij")
     boxes = np.stack(
         [
@@ -64,7 +66,7 @@ def build_square_model(
             ["pooled"],
             kernel_shape=[SQUARE_PX, SQUARE_PX],
             strides=[SQUARE_STRIDE, SQUARE_STRIDE],
-            pads=[pad, pad, pad, pad],
+            pads=[before, before, after, after],
             count_include_pad=0,
         ),
         helper.make_node("Conv", ["pooled", "weight", "bias"], ["logits"]),
@@ -110,12 +112,30 @@ def build_square_model(
     return out
 
 
+# the 80 COCO classes, in the order COCO-trained YOLO models use
+COCO_NAMES: tuple[str, ...] = (
+    "person", "bicycle", "car", "motorcycle", "airplane", "bus", "train", "truck", "boat", "traffic light",
+    "fire hydrant", "stop sign", "parking meter", "bench", "bird", "cat", "dog", "horse", "sheep", "cow",
+    "elephant", "bear", "zebra", "giraffe", "backpack", "umbrella", "handbag", "tie", "suitcase", "frisbee",
+    "skis", "snowboard", "sports ball", "kite", "baseball bat", "baseball glove", "skateboard", "surfboard",
+    "tennis racket", "bottle", "wine glass", "cup", "fork", "knife", "spoon", "bowl", "banana", "apple",
+    "sandwich", "orange", "broccoli", "carrot", "hot dog", "pizza", "donut", "cake", "chair", "couch",
+    "potted plant", "bed", "dining table", "toilet", "tv", "laptop", "mouse", "remote", "keyboard", "cell phone",
+    "microwave", "oven", "toaster", "sink", "refrigerator", "book", "clock", "vase", "scissors", "teddy bear",
+    "hair drier", "toothbrush",
+)  # fmt: skip
+
 _EXPORT_SCRIPT = textwrap.dedent(
     """
-    import shutil, sys
+    import json, shutil, sys
     from ultralytics import YOLO
     cfg, out, imgsz, dynamic, batch = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4] == "1", int(sys.argv[5])
+    names = json.loads(sys.argv[6])
     model = YOLO(cfg)
+    if names:
+        if len(names) != len(model.model.names):
+            sys.exit(f"{len(names)} names given but the model has {len(model.model.names)} classes")
+        model.model.names = dict(enumerate(names))
     exported = model.export(format="onnx", imgsz=imgsz, dynamic=dynamic, batch=batch, simplify=True, verbose=False)
     shutil.move(exported, out)
     """
@@ -134,12 +154,14 @@ def export_ultralytics(
     imgsz: int = 320,
     dynamic: bool = True,
     batch: int = 1,
+    names: Sequence[str] = (),
     python: str | None = None,
     workdir: str | Path | None = None,
     timeout_s: float = 600.0,
 ) -> Path:
     """Build `cfg` with ultralytics (random weights unless cfg is a .pt) and export ONNX to `path`, offline.
 
+    `names` (one per class) replace the placeholder names a model built from a .yaml has ('0', '1', ...).
     Runs in a child interpreter (`python`, default `ultralytics_python()`), so the caller never imports
     torch. Raises RuntimeError with the child's output when ultralytics is missing or the export fails.
     """
@@ -164,6 +186,7 @@ def export_ultralytics(
         str(imgsz),
         str(int(dynamic)),
         str(batch),
+        json.dumps(list(names)),
     ]
     proc = subprocess.run(argv, cwd=work, env=env, capture_output=True, text=True, timeout=timeout_s, check=False)
     if proc.returncode != 0 or not out.is_file():

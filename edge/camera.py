@@ -102,7 +102,7 @@ class CameraPipeline:
             )
         )
         self._motion_sized: tuple[int, int] | None = None
-        self.tracker = Tracker(config.tracking)
+        self.tracker = Tracker(config.tracking, 1.0 / config.detect_fps)
         hooks = schedules or {}
         self.zones = [Zone(z, hooks.get(z.schedule) if z.schedule else None) for z in config.zones]
         self.membership = ZoneMembership(self.zones)

@@ -73,6 +73,7 @@ class FrameSource(Protocol):
     """Something that yields decoded BGR frames until it fails."""
 
     description: str
+    ended: bool  # a finite source (a clip without loop) reached its end: do not reconnect
 
     def open(self) -> None:
         """Connect or open; raise CaptureError on failure."""
@@ -107,6 +108,7 @@ class OpenCvSource:
         self.loop, self.realtime = loop, realtime
         self.description = description or (uri if is_file else _redact(uri))
         self._cap: cv2.VideoCapture | None = None
+        self.ended = False
         self._period = 0.0
         self._next_at = 0.0
 
@@ -140,6 +142,7 @@ class OpenCvSource:
             self._cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
             ok, frame = self._cap.read()
         if not ok:
+            self.ended = self.is_file and not self.loop
             return None
         if self._period:
             self._pace()
@@ -259,6 +262,11 @@ class CameraReader:
         started = self.clock.monotonic()
         while not self._stop.is_set() and not self._reconnect.is_set():
             frame = self.source.read()
+            if frame is None and self.source.ended:
+                log.info("camera %s: end of %s", self.camera_id, self.source.description)
+                self._error("end of clip")
+                self._stop.set()
+                return
             if frame is None:
                 self._error(f"read failed on {self.source.description}")
                 return

@@ -139,6 +139,7 @@ class OnvifSource:
         self._timeouts = (open_timeout_s, read_timeout_s)
         self._inner: OpenCvSource | None = None
         self.resolved_uri: str | None = None
+        self.ended = False  # a camera stream never ends for good
 
     def open(self) -> None:
         """Resolve the URI, then open the RTSP stream."""

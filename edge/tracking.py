@@ -37,6 +37,7 @@ class Track:
     last_seen: float
     hits: int = 1
     missed: int = 0
+    missed_since: float | None = None  # first analysed frame of the current undetected stretch
     confirmed: bool = False
     velocity: tuple[float, float] = (0.0, 0.0)  # box centre, fraction of frame per second
     anchor: Box = (0.0, 0.0, 0.0, 0.0)  # where it was when it last moved
@@ -82,8 +83,9 @@ def _greedy_match(iou: FloatArray, threshold: float) -> list[tuple[int, int]]:
 class Tracker:
     """Multi-object tracker for one camera; `update` per analysed frame, `hold` when detection was skipped."""
 
-    def __init__(self, settings: TrackingConfig | None = None) -> None:
+    def __init__(self, settings: TrackingConfig | None = None, frame_interval_s: float = 0.2) -> None:
         self.settings = settings or TrackingConfig()
+        self.frame_interval_s = frame_interval_s  # 1 / detect fps: turns frame limits into time limits
         self._tracks: dict[int, Track] = {}
         self._next_id = 1
         self._last_ts: float | None = None
@@ -97,8 +99,15 @@ class Tracker:
         return [t for t in self._tracks.values() if t.confirmed]
 
     def hold(self, now: float) -> list[Track]:
-        """No detection ran (no motion): the scene is unchanged, so tracks keep their state and age nothing."""
-        for track in self._tracks.values():
+        """No detection ran (no motion): the scene is unchanged since the last detection.
+
+        Tracks seen then are still there and age nothing; tracks missing then are still missing and
+        keep ageing by time, so an object that vanished is dropped even if nothing moves afterwards.
+        """
+        for track in list(self._tracks.values()):
+            if track.missed and now - (track.missed_since or now) > self._limit(track) * self.frame_interval_s:
+                del self._tracks[track.track_id]
+                continue
             self._update_stationary(track, now)
         self._last_ts = now
         return self.tracks()
@@ -173,6 +182,7 @@ class Tracker:
         track.scores.append(track.score)
         track.hits += 1
         track.missed = 0
+        track.missed_since = None
         if not track.confirmed and track.hits >= self.settings.min_hits:
             track.confirmed = track.median_score >= self.settings.confirm_score
         self._update_stationary(track, now)
@@ -181,17 +191,21 @@ class Tracker:
         if region is not None and box_iou(track.box, region) == 0.0:
             return  # detection did not look there this frame: nothing learned
         track.missed += 1
+        track.missed_since = track.missed_since if track.missed_since is not None else now
         if track.stationary_since is None:
             track.box = predicted
-        limit = (
-            self.settings.stationary_max_disappeared
-            if track.stationary_since is not None
-            else self.settings.max_disappeared
-        )
-        if track.missed > limit or not track.confirmed:
+        limit = self._limit(track)
+        overdue = now - track.missed_since > limit * self.frame_interval_s
+        if track.missed > limit or overdue or not track.confirmed:
             del self._tracks[track.track_id]
         else:
             self._update_stationary(track, now)
+
+    def _limit(self, track: Track) -> int:
+        """Analysed frames the track may stay undetected (more while it is stationary)."""
+        if track.stationary_since is not None:
+            return self.settings.stationary_max_disappeared
+        return self.settings.max_disappeared
 
     def _start_new(self, dets: Detections, labels: list[str], new: list[int], now: float) -> None:
         for d in new:

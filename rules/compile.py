@@ -109,6 +109,7 @@ class CompiledRule:
     value_expr: ValueExpr | None
     time_driven: bool
     deadman: bool
+    camera_driven: bool  # instances come from camera/{id}/status too (camera_state conditions)
     dedup_template: str = ""
     horizon: float = 3600.0  # an idle inactive instance older than this holds nothing worth keeping
     digest: str = ""
@@ -143,6 +144,7 @@ def compile_rule(rule: RuleModel, source: str, schedules: Mapping[str, Schedule]
     """Build the runtime form of one rule (raises CompileError for an unknown schedule)."""
     builder = _Builder(schedules, registry)
     default_value = parse_value_expr(rule.value) if rule.value else None
+    builder.min_samples = rule.min_samples
     tiers = tuple(
         Tier(t.colour, builder.tier_node(t.threshold(), t.when, default_value), rule.for_ if t.for_ is None else t.for_)
         for t in rule.tiers
@@ -174,7 +176,8 @@ def compile_rule(rule: RuleModel, source: str, schedules: Mapping[str, Schedule]
         fields={k: tuple(v) for k, v in fields.items()},
         value_expr=default_value or (exprs[0] if exprs else None),
         time_driven=any(n.time_driven() for n in nodes) or schedule is not None,
-        deadman=any(_has_absent(n) for n in nodes),
+        deadman=any(_has(n, AbsentTest) for n in nodes),
+        camera_driven=any(_has(n, CameraStateTest) for n in nodes) and rule.key_fields() == ["camera"],
         dedup_template=rule.dedup_key or "{rule}:" + ":".join("{" + f + "}" for f in rule.key_fields() if f != "rule"),
         horizon=max([_window_span(nodes), rule.keep_firing_for, *(t.for_s for t in tiers)]) + 60.0,
     )
@@ -202,10 +205,10 @@ def _retention(exprs: list[ValueExpr]) -> dict[str, float]:
     return series
 
 
-def _has_absent(node: Node) -> bool:
-    if isinstance(node, AbsentTest):
+def _has(node: Node, kind: type[Node]) -> bool:
+    if isinstance(node, kind):
         return True
-    return isinstance(node, AllOf) and any(_has_absent(c) for c in node.children)
+    return isinstance(node, AllOf) and any(_has(c, kind) for c in node.children)
 
 
 def _sensor_matcher(selector: ReadingSelector) -> SensorMatcher:
@@ -220,6 +223,7 @@ class _Builder:
     def __init__(self, schedules: Mapping[str, Schedule], registry: Registry) -> None:
         self.schedules = schedules
         self.registry = registry
+        self.min_samples = 0  # the rule's, for its `value` shorthand
 
     def schedule(self, name: str) -> Schedule:
         if name not in self.schedules:
@@ -230,14 +234,14 @@ class _Builder:
     def tier_node(self, threshold: tuple[str, float] | None, when: Condition | None, value: ValueExpr | None) -> Node:
         if threshold is not None:
             assert value is not None, "checked by the model: thresholds need `value`"
-            return ValueTest(value, threshold[0], threshold[1])
+            return ValueTest(value, threshold[0], threshold[1], self.min_samples)
         assert when is not None, "checked by the model: a tier has a threshold or `when`"
         return self.node(when)
 
     def node(self, cond: Condition) -> Node:
         if isinstance(cond, ValueCond):
             op, threshold = cond.op()
-            return ValueTest(parse_value_expr(cond.value), op, threshold)
+            return ValueTest(parse_value_expr(cond.value), op, threshold, cond.min_samples)
         if isinstance(cond, EventCond):
             return EventTest(self.matcher(cond.event, default_types=("start", "update")))
         if isinstance(cond, CountCond):

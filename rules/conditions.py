@@ -70,8 +70,9 @@ class Node:
 class ValueTest(Node):
     """A value expression compared with a threshold."""
 
-    def __init__(self, expr: ValueExpr, op: str, threshold: float) -> None:
+    def __init__(self, expr: ValueExpr, op: str, threshold: float, min_samples: int = 0) -> None:
         self.expr = expr
+        self.min_samples = min_samples
         self.op_name = op
         self.symbol, self.compare = OPERATORS[op]
         self.threshold = threshold
@@ -82,12 +83,14 @@ class ValueTest(Node):
         series = inst.series.get(self.key)
         if series is None:
             return None, True  # never had data here: the input does not exist for this instance
-        if env.now - inst.seen.get(self.key, env.now) > inst.gap.get(self.key, float("inf")):
+        if env.now - inst.seen.get(self.key, env.now) >= inst.gap.get(self.key, float("inf")) - 1e-6:
             return None, False  # silent sensor
         expr = self.expr
         if expr.func == "last":
             return series.last(), True
         ts, vals = series.window(env.now, expr.window_s)
+        if len(vals) < self.min_samples:
+            return None, False  # too few samples for the window to mean anything yet
         result = aggregate(expr.func, ts, vals, expr.q)
         return result, result is not None
 

@@ -170,11 +170,22 @@ class Engine:
         self.env.cameras[update.camera_id] = update.state
         out: list[RuleSignal] = []
         for rule in self.rules.values():
+            if rule.camera_driven and self._camera_in_scope(rule, update.camera_id):
+                labels = {"camera": update.camera_id}
+                inst = self._instance(rule, (update.camera_id,), labels, now)
+                if inst is not None:
+                    inst.last_input = now
             for inst in list(self.instances[rule.id].values()):
                 if inst.camera_id == update.camera_id:
                     out += self._evaluate(rule, inst)
-        del now
         return out
+
+    def _camera_in_scope(self, rule: CompiledRule, camera_id: str) -> bool:
+        matcher = rule.events
+        if matcher is None or (matcher.camera is not None and camera_id not in matcher.camera):
+            return False
+        camera = self.registry.cameras.get(camera_id)
+        return not matcher.zone or (camera is not None and bool(matcher.zone & set(camera.zones)))
 
     # ----- instances -------------------------------------------------------------------------------
     def _instance(
@@ -200,6 +211,8 @@ class Engine:
         boost = self.correlator.boost(rule, inst, env.now) if rule.correlations else 0
         transitions = evaluate(rule, inst, env, boost, updated)
         signals = [self._signal(rule, inst, t) for t in transitions]
+        if transitions and transitions[-1].name == "resolved":
+            inst.evidence.clear()  # the next incident of this instance starts with its own evidence
         wake = next_wake(rule, inst, env)
         if wake != inst.wake_at:
             inst.wake_at = wake
@@ -295,6 +308,7 @@ class Engine:
         for inst in self.instances.get(rule.id, {}).values():
             if inst.phase is Phase.FIRING:
                 inst.phase = Phase.INACTIVE
+                inst.reset_episode()
                 out.append(self._signal(rule, inst, Transition("resolved", self.env.now, reason)))
         return out
 
@@ -391,6 +405,8 @@ def _ingest_event(rule: CompiledRule, inst: Instance, event: ObjectEvent, now: f
     """Update the instance's view of camera events; True if the event brought new evidence."""
     inst.last_input = now
     inst.latest_event = event
+    if event.plate:
+        inst.labels["plate"] = event.plate
     if inst.camera_id is None or "camera" not in inst.labels:
         inst.camera_id = event.camera_id
     episode = episode_of(event)

@@ -109,12 +109,9 @@ def _filter_refs(flt: EventFilter, loc: Loc, registry: Registry) -> Iterator[tup
     for i, zone in enumerate(flt.zone):
         if zone not in zones:
             yield (*loc, "zone", i), f"unknown zone {zone!r} (no sensor or camera is in it)"
-    kinds = {c.kind for c in registry.cameras.values()}
     for i, kind in enumerate(flt.camera_kind):
         if kind not in {"generic", "road_warden", "ar_tower", "thermal"}:
             yield (*loc, "camera_kind", i), f"unknown camera kind {kind!r} (generic, road_warden, ar_tower, thermal)"
-        elif registry.cameras and kind not in kinds:
-            yield (*loc, "camera_kind", i), f"no camera in the registry is of kind {kind!r}"
 
 
 def _condition_filters(rule: RuleModel, loc: Loc) -> Iterator[tuple[Loc, EventFilter]]:
@@ -210,11 +207,11 @@ def compile_files(files: Sequence[LoadedFile], registry: Registry) -> RuleSet:
                     loaded.doc.issue(("rules", i, "id"), f"rule id {rule.id!r} is also defined at {where[rule.id]}")
                 )
                 continue
-            where[rule.id] = f"{loaded.path}:{line}"
+            where[rule.id] = f"{display_path(loaded.path)}:{line}"
             if not rule.enabled:
                 continue
             try:
-                compiled = compile_rule(rule, f"{loaded.path}:{line}", loaded.schedules, registry)
+                compiled = compile_rule(rule, where[rule.id], loaded.schedules, registry)
             except CompileError as exc:
                 issues.append(loaded.doc.issue(("rules", i), str(exc)))
                 continue
@@ -224,6 +221,15 @@ def compile_files(files: Sequence[LoadedFile], registry: Registry) -> RuleSet:
         raise ConfigError(issues)
     digest = hashlib.sha256("".join(f"{k}={r.digest};" for k, r in sorted(rules.items())).encode()).hexdigest()[:16]
     return RuleSet(rules, tuple(files), digest)
+
+
+def display_path(path: str) -> str:
+    """A path as short as it can be written: relative to the working directory when inside it."""
+    resolved = Path(path).resolve()
+    try:
+        return str(resolved.relative_to(Path.cwd()))
+    except ValueError:
+        return str(resolved)
 
 
 def _digest(rule: RuleModel) -> str:

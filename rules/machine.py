@@ -208,9 +208,7 @@ def _resolve(rule: CompiledRule, inst: Instance, now: float, reason: str) -> lis
     del rule
     inst.phase = Phase.INACTIVE
     out = [Transition("resolved", now, reason)]
-    colour = inst.colour
-    inst.reset_episode()
-    inst.colour = colour  # kept so the RESOLVED signal carries the colour it had; cleared on the next open
+    inst.reset_episode()  # tier and colour stay so the RESOLVED signal carries them
     inst.unknown = False
     inst.unknown_since = None
     return out

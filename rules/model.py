@@ -101,6 +101,7 @@ class ValueCond(_Compare):
     """A sensor value against a threshold, e.g. {value: "avg(pm25, 10m)", above: 75}."""
 
     value: str
+    min_samples: int = Field(0, ge=0, description="an aggregate over fewer samples is unknown")
 
     @field_validator("value")
     @classmethod
@@ -322,8 +323,8 @@ def _on_opened() -> list[Transition]:
 
 
 class _ActionBase(StrictModel):
-    on: Annotated[list[Transition], BeforeValidator(_as_list)] = Field(
-        default_factory=_on_opened, description="transitions that carry this action"
+    send_on: Annotated[list[Transition], BeforeValidator(_as_list)] = Field(
+        default_factory=_on_opened, description="transitions that carry this action (default: opened)"
     )
 
 
@@ -384,6 +385,7 @@ class RuleModel(StrictModel):
     events: EventFilter | None = None
     per: Annotated[list[PerField], BeforeValidator(_as_list)] | None = None
     value: str | None = Field(None, description="expression the tier thresholds test, e.g. avg(pm25, 5m)")
+    min_samples: int = Field(0, ge=0, description="`value` over fewer samples in its window is unknown")
     for_: Duration = Field(0.0, alias="for", description="default sustained duration of every tier")
     tiers: list[TierModel] = Field(min_length=1, max_length=4)
     resolve: ResolveModel | None = None
@@ -464,7 +466,7 @@ def _key_problems(rule: RuleModel, loc: Loc) -> Iterator[tuple[Loc, str]]:
     except ValueError as exc:
         yield (*loc, "dedup_key"), str(exc)
         return
-    allowed = set(rule.key_fields()) | {"rule", "type"}
+    allowed = set(rule.key_fields()) | {"rule", "type"} | ({"camera"} if "episode" in rule.key_fields() else set())
     for name in re.findall(r"\{([A-Za-z_]\w*)", rule.dedup_key):
         if name not in allowed:
             yield (

@@ -15,7 +15,7 @@ from qinghe.contracts import (
     SourceRef,
 )
 from rules.compile import CompiledRule
-from rules.conditions import Node, Trace
+from rules.conditions import AnyOf, Node, NotOf, Trace
 from rules.lang import COLOUR_CN, format_duration, render
 from rules.machine import Transition
 from rules.model import GraceAction, NotifyAction, VoiceAction, WebhookAction
@@ -33,8 +33,10 @@ def signal_id(rule_id: str, dedup_key: str, status: str, colour: str, *, flappin
 
 def deciding_node(rule: CompiledRule, inst: Instance, transition: Transition) -> Node:
     """Which condition explains this transition: the firing tier's, or the resolve condition."""
-    if transition.name == "resolved" and rule.resolve is not None:
-        return rule.resolve
+    if transition.name == "resolved":
+        if rule.resolve is not None:
+            return rule.resolve
+        return NotOf([AnyOf([t.node for t in rule.tiers])]) if len(rule.tiers) > 1 else NotOf([rule.tiers[0].node])
     tier = inst.tier if inst.tier is not None else len(rule.tiers) - 1
     return rule.tiers[tier].node
 
@@ -48,7 +50,7 @@ def template_values(
     first = next((t for t in traces if t.value is not None), traces[0] if traces else None)
     sensor = inst.labels.get("sensor") or (next(iter(inst.readings)) if inst.readings else None)
     info = registry.sensors.get(sensor) if sensor else None
-    plate = next((e.plate for e in (event, *inst.episodes.values()) if e is not None and e.plate), None)
+    plate = inst.labels.get("plate")
     corr = [s.id for s in inst.sources.values() if s.summary.startswith("correlated")]
     return {
         "rule": rule.id, "type": rule.model.type, "description": rule.model.description or rule.id,
@@ -79,7 +81,8 @@ def build_signal(
 ) -> RuleSignal:
     """The RuleSignal for one transition."""
     traces: list[Trace] = []
-    deciding_node(rule, inst, transition).trace(inst, env, traces)
+    node = deciding_node(rule, inst, transition)
+    node.trace(inst, env, traces)
     values = template_values(rule, inst, transition, env, registry=registry, traces=traces)
     dedup = render(rule.dedup_template, values)
     status = transition.status
@@ -98,7 +101,7 @@ def build_signal(
         zone=values["zone"],
         location=_location(inst, registry),
         sources=_sources(inst),
-        explain=_explain(rule, inst, transition, traces, env),
+        explain=_explain(rule, inst, transition, traces, env, condition=node.describe()),
         actions=_actions(rule, inst, transition, values, registry),
         evidence=tuple(inst.evidence.values()),
         flapping=inst.flapping,
@@ -126,7 +129,7 @@ def _sources(inst: Instance) -> tuple[SourceRef, ...]:
 
 
 def _explain(
-    rule: CompiledRule, inst: Instance, transition: Transition, traces: list[Trace], env: Env
+    rule: CompiledRule, inst: Instance, transition: Transition, traces: list[Trace], env: Env, *, condition: str
 ) -> dict[str, JsonScalar]:
     explain: dict[str, JsonScalar] = {
         "rule": rule.id,
@@ -137,7 +140,7 @@ def _explain(
     }
     if traces:
         first = next((t for t in traces if t.value is not None), traces[0])
-        explain["condition"] = first.condition
+        explain["condition"] = condition if transition.name == "resolved" else first.condition
         explain["value"] = first.value if not isinstance(first.value, float) else round(first.value, 6)
         explain["threshold"] = first.threshold
         explain["window_s"] = first.window_s or None
@@ -158,9 +161,8 @@ def _explain(
         explain["phase"] = event.phase
         if event.outcome:
             explain["outcome"] = event.outcome
-        plate = next((e.plate for e in (event, *inst.episodes.values()) if e.plate), None)
-        if plate:
-            explain["plate"] = plate
+        if inst.labels.get("plate"):
+            explain["plate"] = inst.labels["plate"]
     silent = _silent(inst, env)
     if silent:
         explain["silent"] = silent[:MAX_EXPLAIN_TEXT]
@@ -199,7 +201,7 @@ def _actions(
 ) -> tuple[ActionSpec, ...]:
     out: list[ActionSpec] = []
     for action in rule.model.actions:
-        if transition.name not in action.on:
+        if transition.name not in action.send_on:
             continue
         if isinstance(action, VoiceAction):
             camera = registry.cameras.get(inst.camera_id or "")

@@ -138,9 +138,7 @@ class Instance:
         return new
 
     def reset_episode(self) -> None:
-        """Forget what belonged to the last incident (after it resolved)."""
-        self.tier = None
-        self.colour = None
+        """Forget the state of the last incident (after it resolved); its tier and colour stay for the record."""
         self.boost = 0
         self.opened_at = None
         self.resolve_since = None
@@ -148,7 +146,6 @@ class Instance:
         self.flapping = False
         self.flap_signalled = False
         self.raw_clear_since = None
-        self.evidence.clear()
 
     # ----- checkpoint ------------------------------------------------------------------------------
     def to_json(self) -> dict[str, Any]:

@@ -144,7 +144,7 @@ def compile_rule(rule: RuleModel, source: str, schedules: Mapping[str, Schedule]
     """Build the runtime form of one rule (raises CompileError for an unknown schedule)."""
     builder = _Builder(schedules, registry)
     default_value = parse_value_expr(rule.value) if rule.value else None
-    builder.min_samples = rule.min_samples
+    builder.full_window = rule.full_window
     tiers = tuple(
         Tier(t.colour, builder.tier_node(t.threshold(), t.when, default_value), rule.for_ if t.for_ is None else t.for_)
         for t in rule.tiers
@@ -223,7 +223,7 @@ class _Builder:
     def __init__(self, schedules: Mapping[str, Schedule], registry: Registry) -> None:
         self.schedules = schedules
         self.registry = registry
-        self.min_samples = 0  # the rule's, for its `value` shorthand
+        self.full_window = False  # the rule's, for its `value` shorthand
 
     def schedule(self, name: str) -> Schedule:
         if name not in self.schedules:
@@ -234,14 +234,14 @@ class _Builder:
     def tier_node(self, threshold: tuple[str, float] | None, when: Condition | None, value: ValueExpr | None) -> Node:
         if threshold is not None:
             assert value is not None, "checked by the model: thresholds need `value`"
-            return ValueTest(value, threshold[0], threshold[1], self.min_samples)
+            return ValueTest(value, threshold[0], threshold[1], self.full_window)
         assert when is not None, "checked by the model: a tier has a threshold or `when`"
         return self.node(when)
 
     def node(self, cond: Condition) -> Node:
         if isinstance(cond, ValueCond):
             op, threshold = cond.op()
-            return ValueTest(parse_value_expr(cond.value), op, threshold, cond.min_samples)
+            return ValueTest(parse_value_expr(cond.value), op, threshold, cond.full_window)
         if isinstance(cond, EventCond):
             return EventTest(self.matcher(cond.event, default_types=("start", "update")))
         if isinstance(cond, CountCond):

@@ -70,9 +70,9 @@ class Node:
 class ValueTest(Node):
     """A value expression compared with a threshold."""
 
-    def __init__(self, expr: ValueExpr, op: str, threshold: float, min_samples: int = 0) -> None:
+    def __init__(self, expr: ValueExpr, op: str, threshold: float, full_window: bool = False) -> None:
         self.expr = expr
-        self.min_samples = min_samples
+        self.full_window = full_window
         self.op_name = op
         self.symbol, self.compare = OPERATORS[op]
         self.threshold = threshold
@@ -88,9 +88,9 @@ class ValueTest(Node):
         expr = self.expr
         if expr.func == "last":
             return series.last(), True
+        if self.full_window and series.first_ts > env.now - expr.window_s + 1e-6:
+            return None, False  # the series does not cover the window yet
         ts, vals = series.window(env.now, expr.window_s)
-        if len(vals) < self.min_samples:
-            return None, False  # too few samples for the window to mean anything yet
         result = aggregate(expr.func, ts, vals, expr.q)
         return result, result is not None
 
@@ -102,17 +102,20 @@ class ValueTest(Node):
         return self.compare(value, self.threshold)
 
     def wake(self, inst: Instance, env: Env) -> float | None:
-        """When the series goes silent, or when the oldest sample leaves an aggregate's window."""
+        """When the series goes silent (and, with full_window, when it first covers the window).
+
+        Reading windows are re-evaluated with every reading; samples leaving a window between readings
+        do not wake the instance (that would race the next reading at the window edge).
+        """
         seen = inst.seen.get(self.key)
         if seen is None:
             return None
         gap_at = seen + inst.gap.get(self.key, float("inf"))
         silent_at = gap_at if gap_at > env.now else None
-        if self.expr.func == "last":
-            return silent_at
-        series = inst.series[self.key]
-        oldest = series.oldest_in(env.now, self.expr.window_s)
-        return _min_time(silent_at, None if oldest is None else oldest + self.expr.window_s)
+        if self.full_window and self.expr.func != "last":
+            covered_at = inst.series[self.key].first_ts + self.expr.window_s
+            return _min_time(silent_at, covered_at if covered_at > env.now else None)
+        return silent_at
 
     def describe(self) -> str:
         """e.g. `avg(pm25, 10m) > 75`."""

@@ -101,7 +101,7 @@ class ValueCond(_Compare):
     """A sensor value against a threshold, e.g. {value: "avg(pm25, 10m)", above: 75}."""
 
     value: str
-    min_samples: int = Field(0, ge=0, description="an aggregate over fewer samples is unknown")
+    full_window: bool = Field(False, description="an aggregate is unknown until its series covers the window")
 
     @field_validator("value")
     @classmethod
@@ -385,7 +385,7 @@ class RuleModel(StrictModel):
     events: EventFilter | None = None
     per: Annotated[list[PerField], BeforeValidator(_as_list)] | None = None
     value: str | None = Field(None, description="expression the tier thresholds test, e.g. avg(pm25, 5m)")
-    min_samples: int = Field(0, ge=0, description="`value` over fewer samples in its window is unknown")
+    full_window: bool = Field(False, description="`value` is unknown until its series covers the window")
     for_: Duration = Field(0.0, alias="for", description="default sustained duration of every tier")
     tiers: list[TierModel] = Field(min_length=1, max_length=4)
     resolve: ResolveModel | None = None

@@ -13,15 +13,18 @@ MAX_SAMPLES = 20_000  # per series: a hard bound whatever the window and the sen
 class Series:
     """Time-ordered (ts, value) samples kept for `keep_s` seconds (at least the newest one is kept)."""
 
-    __slots__ = ("keep_s", "ts", "vals")
+    __slots__ = ("first_ts", "keep_s", "ts", "vals")
 
     def __init__(self, keep_s: float) -> None:
         self.keep_s = keep_s
         self.ts: deque[float] = deque()
         self.vals: deque[float] = deque()
+        self.first_ts = float("inf")  # oldest sample ever added: how much history the series covers
 
     def add(self, ts: float, value: float, now: float) -> None:
         """Insert a sample (in time order, late ones too) and drop what fell out of the retention."""
+        if ts < self.first_ts:
+            self.first_ts = ts
         if not self.ts or ts >= self.ts[-1]:
             self.ts.append(ts)
             self.vals.append(value)
@@ -55,15 +58,9 @@ class Series:
             end -= 1
         return [ts[j] for j in range(i, end)], [vals[j] for j in range(i, end)]
 
-    def oldest_in(self, now: float, window_s: float) -> float | None:
-        """Timestamp of the oldest sample still inside the window (it leaves at that ts + window)."""
-        start = now - window_s
-        i = bisect.bisect_right(self.ts, start)
-        return self.ts[i] if i < len(self.ts) else None
-
     def to_json(self) -> list[Any]:
         """Checkpoint form."""
-        return [self.keep_s, list(self.ts), list(self.vals)]
+        return [self.keep_s, list(self.ts), list(self.vals), self.first_ts if self.ts else None]
 
     @classmethod
     def from_json(cls, data: list[Any]) -> Series:
@@ -71,6 +68,10 @@ class Series:
         series = cls(float(data[0]))
         series.ts.extend(float(t) for t in data[1])
         series.vals.extend(float(v) for v in data[2])
+        if len(data) > 3 and data[3] is not None:
+            series.first_ts = float(data[3])
+        elif series.ts:
+            series.first_ts = series.ts[0]
         return series
 
 

@@ -23,8 +23,7 @@ class Series:
 
     def add(self, ts: float, value: float, now: float) -> None:
         """Insert a sample (in time order, late ones too) and drop what fell out of the retention."""
-        if ts < self.first_ts:
-            self.first_ts = ts
+        self.first_ts = min(self.first_ts, ts)
         if not self.ts or ts >= self.ts[-1]:
             self.ts.append(ts)
             self.vals.append(value)

@@ -230,14 +230,18 @@ class AlertingCore:
         """Fire what is due: missed clocks, grace timers, auto-close, archive, voice retries, rechecks."""
         now = round(now, 3)
         changes = Changes()
+        due_now: list[IncidentRecord] = []
         while self._heap and self._heap[0][0] <= now:
             due, incident_id = heapq.heappop(self._heap)
             record = self.state.records.get(incident_id)
             if record is None or self._scheduled.get(incident_id) != due:
                 continue  # archived, or re-armed since
             del self._scheduled[incident_id]
+            due_now.append(record)
+        for record in due_now:  # each incident at most once per tick, whatever its timers say
             self._on_due(changes, record, now)
-            self.schedule(record)
+            if record.archived_at is None:
+                self.schedule(record)
         events, dispatch = self.voice.tick(now)
         self._voice_outcome(changes, events, dispatch, now)
         if now >= self._recheck_at:

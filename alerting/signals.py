@@ -175,7 +175,11 @@ class SignalDesk:
 
     # ----- suppression -------------------------------------------------------------------------------
     def suppression(self, signal: RuleSignal, now: float) -> tuple[str | None, IncidentRecord | None]:
-        """Why this firing signal is held back (and the inhibiting incident, if that is why)."""
+        """Why this firing signal is held back (and the inhibiting incident, if that is why).
+
+        Offline camera, silence and maintenance win over everything; a signal that can join an
+        incident of its group joins it rather than being inhibited by it.
+        """
         core = self.core
         camera = routing.camera_of(signal)
         if core.config.routing.camera_offline_inhibits and core.camera_offline(camera):
@@ -187,6 +191,8 @@ class SignalDesk:
         window = routing.open_maintenance(core.config.maintenance, fields, now, core.config.tz)
         if window is not None:
             return f"maintenance {window.id}: {window.reason}", None
+        if core.group_target(signal, now) is not None:
+            return None, None  # joining an incident of the same group beats inhibition
         rules = core.config.routing.inhibit
         zone = signal.zone if all("zone" in r.equal for r in rules) else None
         source = routing.inhibitor(rules, signal, core.candidates(zone))

@@ -233,6 +233,8 @@ class TierModel(StrictModel):
     @model_validator(mode="after")
     def _one_form(self) -> TierModel:
         ops = [op for op in OPS if getattr(self, op) is not None]
+        if len(ops) > 1:
+            raise ValueError(f"give one threshold, not several ({', '.join(ops)})")
         if self.when is not None and ops:
             raise ValueError(f"give either `when` or a threshold ({ops[0]}), not both")
         if self.when is None and len(ops) != 1:

@@ -179,7 +179,7 @@ def _silent(inst: Instance, env: Env) -> str:
     parts = []
     for key, seen in inst.seen.items():
         gap = inst.gap.get(key, float("inf"))
-        if env.now - seen > gap:
+        if env.now - seen >= gap - 1e-6:
             parts.append(f"{key} silent {format_duration(env.now - seen)} (gap {format_duration(gap)})")
     return "; ".join(parts)
 

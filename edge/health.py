@@ -84,7 +84,7 @@ class CameraHealth:
         self._candidate: CameraState | None = None
         self._candidate_since = started_at
         self._published: CameraState | None = None
-        self._published_at = started_at
+        self._recovered_at: float | None = None  # last time online was published after an outage
         self._recover_hold = settings.recover_s
         self._last_error = ""
 
@@ -142,14 +142,18 @@ class CameraHealth:
         if recovering and now - self._candidate_since < self._recover_hold:
             return None
         if state is CameraState.OFFLINE and self._published is CameraState.ONLINE:
-            flapped = now - self._published_at < self._recover_hold * FLAP_WINDOW_FACTOR
-            self._recover_hold = (
-                min(self.settings.max_recover_s, max(self._recover_hold * 2, 0.5))
-                if flapped
-                else self.settings.recover_s
-            )
-        self._published, self._published_at = state, now
+            self._recover_hold = self._next_recover_hold(now)
+        if recovering:
+            self._recovered_at = now
+        self._published = state
         return CameraStatus(state=state, since=now, fps=round(self.meter.fps(now), 2), reason=reason)
+
+    def _next_recover_hold(self, now: float) -> float:
+        """Double the hold when the link drops soon after its last recovery (flapping), else reset it."""
+        window = self._recover_hold * FLAP_WINDOW_FACTOR
+        if self._recovered_at is not None and now - self._recovered_at < window:
+            return min(self.settings.max_recover_s, max(self._recover_hold * 2, 0.5))
+        return self.settings.recover_s
 
     def _reconnect_reason(self, state: CameraState, now: float) -> str | None:
         if state is CameraState.OFFLINE and self._last_frame is not None:

@@ -46,7 +46,8 @@ def test_nms_really_removes_overlapping_candidates(square_model: Path) -> None:
     assert len(candidates.scores) > 1, "the model should emit several overlapping candidates"
     detector = create_detector(DetectorConfig(model=str(square_model), score_threshold=0.2))
     (dets,) = detector.detect([frame])
-    assert len(dets) == 1 and dets.labels() == ["red"]
+    assert len(dets) == 1
+    assert dets.labels() == ["red"]
     assert dets.scores[0] == pytest.approx(float(candidates.scores.max()), rel=1e-5)
 
 
@@ -64,7 +65,9 @@ def test_batch_of_different_frames_keeps_order(square_model: Path) -> None:
 
 def test_label_map_merges_renames_drops_and_thresholds(square_model: Path) -> None:
     config = DetectorConfig(
-        model=str(square_model), labels={"red": "vehicle", "green": "vehicle", "blue": None}, thresholds={"vehicle": 0.5}
+        model=str(square_model),
+        labels={"red": "vehicle", "green": "vehicle", "blue": None},
+        thresholds={"vehicle": 0.5},
     )
     detector = create_detector(config)
     assert detector.class_names == ("vehicle",)
@@ -81,7 +84,8 @@ def test_different_frame_sizes_in_one_batch(square_model: Path) -> None:
     big[200:328, 640:768] = (0, 0, 255)  # 128 px: 32 model px at scale 0.25
     small = frame_with([("green", (0, 0))])
     big_dets, small_dets = detector.detect([big, small])
-    assert big_dets.labels() == ["red"] and small_dets.labels() == ["green"]
+    assert big_dets.labels() == ["red"]
+    assert small_dets.labels() == ["green"]
     assert _iou(tuple(big_dets.xyxy[0].tolist()), (640 / 1280, 200 / 720, 768 / 1280, 328 / 720)) > 0.6
 
 
@@ -114,7 +118,9 @@ def test_yolo11n_export_shapes_classes_and_nms(yolo11n_onnx: Path) -> None:
     raw = session.run(None, {"images": to_blob([letterbox(f, (320, 320))[0] for f in frames])})[0]
     assert raw.shape == (2, 84, 2100)  # 80 classes; 40x40 + 20x20 + 10x10 anchors at 320
     # Random weights score very low; a tiny threshold yields real candidates for NMS to work on.
-    detector = OnnxYoloDetector(DetectorConfig(model=str(yolo11n_onnx), score_threshold=1e-5, iou_threshold=0.5), yolo11n_onnx)
+    detector = OnnxYoloDetector(
+        DetectorConfig(model=str(yolo11n_onnx), score_threshold=1e-5, iou_threshold=0.5), yolo11n_onnx
+    )
     assert detector.class_names == COCO_NAMES
     assert detector.input_size == (320, 320)
     results = detector.detect(frames)
@@ -125,7 +131,8 @@ def test_yolo11n_export_shapes_classes_and_nms(yolo11n_onnx: Path) -> None:
 
 def _assert_nms_invariants(dets: Detections, iou: float) -> None:
     assert np.all(np.diff(dets.scores) <= 1e-7), "kept boxes are best-first"
-    assert (dets.xyxy >= 0).all() and (dets.xyxy <= 1).all()
+    assert (dets.xyxy >= 0).all()
+    assert (dets.xyxy <= 1).all()
     for label in set(dets.class_ids.tolist()):
         same = dets.xyxy[dets.class_ids == label]
         overlaps = iou_matrix(same, same)

@@ -35,10 +35,12 @@ def test_letterbox_scale_and_padding(
     image, box = letterbox(frame, dst)
     assert image.shape == (dst[1], dst[0], 3)
     assert box.scale == pytest.approx(scale)
-    assert (box.pad_x, box.pad_y) == pad
+    assert box.pad_x == pad[0]
+    assert box.pad_y == pad[1]
     # Padding is grey 114, content is the frame's 200.
     if pad[1]:
-        assert (image[: pad[1] - 1] == 114).all() and (image[-(pad[1] - 1) :] == 114).all()
+        assert (image[: pad[1] - 1] == 114).all()
+        assert (image[-(pad[1] - 1) :] == 114).all()
     assert (image[pad[1] + 2 : dst[1] - pad[1] - 2, pad[0] + 2 : dst[0] - pad[0] - 2] == 200).all()
 
 
@@ -62,7 +64,8 @@ def test_to_blob_is_rgb_nchw_scaled() -> None:
     blob = to_blob([frame, frame])
     assert blob.shape == (2, 3, 2, 3)
     assert blob.dtype == np.float32
-    assert (blob[:, 2] == 1.0).all() and (blob[:, 0] == 0.0).all()  # blue is the last RGB plane
+    assert (blob[:, 2] == 1.0).all()
+    assert (blob[:, 0] == 0.0).all()
 
 
 def _raw(rows: list[tuple[float, float, float, float, list[float]]]) -> np.ndarray:

@@ -44,6 +44,37 @@ def wav_info(path: Path | str) -> WavInfo:
         raise SpeechError(f"{path} is not a readable WAV file: {exc}") from None
 
 
+def resample_wav(data: bytes, rate: int) -> bytes:
+    """Mono 16-bit WAV bytes resampled to `rate` Hz (windowed-sinc low-pass, then linear interpolation).
+
+    Used to keep audio sent inside MQTT payloads small: speech at 8 kHz is telephone quality.
+    """
+    import io
+
+    import numpy as np
+
+    with wave.open(io.BytesIO(data), "rb") as src:
+        if src.getnchannels() != 1 or src.getsampwidth() != 2:
+            raise SpeechError("resample_wav handles mono 16-bit WAV only")
+        source_rate = src.getframerate()
+        samples = np.frombuffer(src.readframes(src.getnframes()), dtype="<i2").astype(np.float64)
+    if rate < source_rate:
+        cutoff = 0.45 * rate / source_rate  # cycles per source sample, a little under the new Nyquist
+        taps = np.arange(-32, 33)
+        kernel = 2 * cutoff * np.sinc(2 * cutoff * taps) * np.hamming(len(taps))
+        samples = np.convolve(samples, kernel / kernel.sum(), mode="same")
+    duration = len(samples) / source_rate
+    times = np.arange(int(duration * rate)) / rate
+    out = np.interp(times, np.arange(len(samples)) / source_rate, samples)
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as dst:
+        dst.setnchannels(1)
+        dst.setsampwidth(2)
+        dst.setframerate(rate)
+        dst.writeframes(np.clip(np.round(out), -32768, 32767).astype("<i2").tobytes())
+    return buffer.getvalue()
+
+
 class EspeakRenderer:
     """Renders text with `espeak-ng -v VOICE -w FILE`, the text passed on stdin (never as an argument)."""
 

@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Protocol
 
 from alerting.voice.desk import Delivery, DeliveryStatus
-from alerting.voice.render import EspeakRenderer, SpeechError
-from qinghe.codec import encode
+from alerting.voice.render import EspeakRenderer, SpeechError, resample_wav
+from qinghe.codec import MAX_PAYLOAD_BYTES, encode
 from qinghe.contracts import VoiceWarning
 from qinghe.outbox import OutboxEntry
 from qinghe.timefmt import to_rfc3339
@@ -25,6 +25,8 @@ from qinghe.topics import Topics
 
 log = logging.getLogger(__name__)
 DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+MQTT_AUDIO_RATE = 8000
+"""Audio inside MQTT payloads is resampled to 8 kHz mono 16-bit (about 16 kB per second of speech)."""
 
 
 class SpeakerAdapter(Protocol):
@@ -57,11 +59,15 @@ class MqttSpeaker:
         """Queue the say command (durably); the receipt decides played or failed."""
         if warning.speaker_id in self.audio_speakers and self.renderer is not None:
             try:
-                wav = self.renderer.render_bytes(warning.text, self.scratch_dir)
+                wav = resample_wav(self.renderer.render_bytes(warning.text, self.scratch_dir), MQTT_AUDIO_RATE)
             except SpeechError as exc:
                 return Delivery(DeliveryStatus.FAILED, str(exc), retryable=False)
             warning = replace(warning, audio=base64.b64encode(wav).decode("ascii"))
-        self.publish([OutboxEntry(self.topics.warden_say(warning.speaker_id), encode(warning))])
+        payload = encode(warning)
+        if len(payload) > MAX_PAYLOAD_BYTES:
+            why = f"say payload {len(payload)} bytes is over {MAX_PAYLOAD_BYTES}; shorten the text or use http"
+            return Delivery(DeliveryStatus.FAILED, why, retryable=False)
+        self.publish([OutboxEntry(self.topics.warden_say(warning.speaker_id), payload)])
         return Delivery(DeliveryStatus.AWAITING_RECEIPT, "published")
 
 

@@ -12,6 +12,7 @@ from alerting.core import AlertingCore
 from alerting.emit import Changes
 from alerting.model import IncidentRecord
 from alerting.store import AlertingStore
+from alerting.voice.desk import Delivery
 from qinghe.central_config import CameraRefConfig
 from qinghe.clock import FakeClock
 from qinghe.codec import decode
@@ -110,6 +111,10 @@ class Harness:
     def command(self, incident_id: str, command: IncidentCommand) -> Changes:
         """Feed one responder command."""
         return self._apply(self.core.on_command(incident_id, command, self.clock.now()))
+
+    def delivered(self, warning_id: str, delivery: Delivery) -> Changes:
+        """A speaker adapter's answer."""
+        return self._apply(self.core.on_delivered(warning_id, delivery, self.clock.now()))
 
     def advance(self, seconds: float, step: float | None = None) -> None:
         """Move the clock forward, ticking every `step` seconds (once at the end if None)."""

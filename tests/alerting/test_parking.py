@@ -124,7 +124,7 @@ def test_episode_is_explainable_from_history_alone(tmp_path: Path) -> None:
     h = Harness(tmp_path, cameras=CAMERAS)
     h.send(warning())
     h.advance(2)
-    h.core.on_delivered(h.only().id + ".w1", _played(), h.clock.now())
+    h.delivered(h.only().id + ".w1", _played())
     h.advance(200)
     notes = " | ".join(f"{e.action}: {e.note}" for e in h.only().incident.history)
     for words in ("grace 180 s", "spk1", "一二三四五", "played", "still parked", "yellow -> orange"):

@@ -49,8 +49,10 @@ class Engine:
         self.now: float | None = None
         self.counters: Counter[str] = Counter()
         self.correlator = Correlator(registry)
-        self._heap: list[tuple[float, int, str, tuple[str, ...]]] = []
-        self._seq = 0
+        # (deadline, rule rank, key, rule id): ties at one deadline always resolve in the same order,
+        # whatever the history (a restored engine pushes its wake-ups in a different order)
+        self._heap: list[tuple[float, int, tuple[str, ...], str]] = []
+        self._rank = {rid: i for i, rid in enumerate(self.rules)}
         self._routes: dict[tuple[str, str, str], list[Route]] = {}
         self._corr_routes: dict[tuple[str, str, str], list[tuple[CompiledRule, int, float]]] = {}
         self._last_sweep = 0.0
@@ -77,7 +79,7 @@ class Engine:
         out: list[RuleSignal] = []
         heap = self._heap
         while heap and heap[0][0] <= now:
-            deadline, _seq, rule_id, key = heapq.heappop(heap)
+            deadline, _rank, key, rule_id = heapq.heappop(heap)
             inst = self.instances.get(rule_id, {}).get(key)
             if inst is None or inst.wake_at != deadline:
                 continue  # superseded
@@ -92,7 +94,7 @@ class Engine:
     def next_wakeup(self) -> float | None:
         """The earliest pending deadline (the service sleeps until then)."""
         while self._heap:
-            deadline, _seq, rule_id, key = self._heap[0]
+            deadline, _rank, key, rule_id = self._heap[0]
             inst = self.instances.get(rule_id, {}).get(key)
             if inst is not None and inst.wake_at == deadline:
                 return deadline
@@ -217,8 +219,7 @@ class Engine:
         if wake != inst.wake_at:
             inst.wake_at = wake
             if wake is not None:
-                self._seq += 1
-                heapq.heappush(self._heap, (wake, self._seq, rule.id, inst.key))
+                heapq.heappush(self._heap, (wake, self._rank[rule.id], inst.key, rule.id))
         return signals
 
     def _signal(self, rule: CompiledRule, inst: Instance, transition: Transition) -> RuleSignal:
@@ -292,6 +293,9 @@ class Engine:
             out += self._close_all(old[rid], reason)
         changed = {rid for rid, r in ruleset.rules.items() if rid in old and old[rid].digest != r.digest}
         self.ruleset, self.rules = ruleset, ruleset.rules
+        self._rank = {rid: i for i, rid in enumerate(self.rules)}
+        self._heap = [(t, self._rank[rid], key, rid) for t, _r, key, rid in self._heap if rid in self._rank]
+        heapq.heapify(self._heap)
         self.instances = {rid: ({} if rid in removed else self.instances.get(rid, {})) for rid in self.rules}
         self._routes.clear()
         self._corr_routes.clear()
@@ -365,8 +369,7 @@ class Engine:
         wake = next_wake(rule, inst, self.env)
         inst.wake_at = wake
         if wake is not None:
-            self._seq += 1
-            heapq.heappush(self._heap, (wake, self._seq, rule.id, inst.key))
+            heapq.heappush(self._heap, (wake, self._rank[rule.id], inst.key, rule.id))
 
 
 def _adapt(rule: CompiledRule, inst: Instance) -> None:

@@ -1,0 +1,121 @@
+"""`qinghe rules test`: the shipped rule test cases pass; a wrong expectation fails with a readable diff."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from qinghe.cli import main
+from qinghe.configcheck import check_file
+from rules.testfile import expand_series
+from rules.testrun import run_test_file
+
+CASES = Path(__file__).resolve().parent / "cases"
+DATA = Path(__file__).resolve().parent / "data"
+
+
+@pytest.mark.parametrize("path", sorted(CASES.glob("*.test.yaml")), ids=lambda p: p.name)
+def test_shipped_rule_cases_pass(path: Path) -> None:
+    outcomes = run_test_file(path)
+    failed = [o for o in outcomes if not o.ok]
+    assert not failed, "\n".join(line for o in failed for line in [o.name, *o.diff])
+
+
+@pytest.mark.parametrize(
+    ("text", "values"),
+    [("40 80x3", [40, 80, 80, 80]), ("10+5x4", [10, 15, 20, 25]), ("1 _x2 3", [1, None, None, 3]), ("7", [7]),
+     ("5-1x3", [5, 4, 3]), ("1.5x2", [1.5, 1.5])],
+)  # fmt: skip
+def test_series_notation(text: str, values: list[float | None]) -> None:
+    assert expand_series(text) == values
+
+
+@pytest.mark.parametrize("bad", ["", "x3", "40x0", "forty", "4 0x"])
+def test_bad_series_notation(bad: str) -> None:
+    with pytest.raises(ValueError, match="series"):
+        expand_series(bad)
+
+
+FAILING = """\
+rule_files: [../../../config/rules/air.yaml]
+config: ../data/central.yaml
+tests:
+  - name: wrong colour and a missing resolve
+    readings:
+      - sensor: air-01
+        values: {pm25: "80x7 50"}
+    expect:
+      - {at: 5m, rule: air.pm25, status: firing, colour: orange}
+      - {at: 9m, rule: air.pm25, status: resolved}
+"""
+
+
+def test_a_failing_test_prints_a_diff_and_exits_1(capsys: pytest.CaptureFixture[str]) -> None:
+    path = CASES.parent / "data" / "failing.test.yaml"
+    path.write_text(
+        FAILING.replace("../data/central.yaml", "central.yaml").replace("../../../", "../../../"), encoding="utf-8"
+    )
+    try:
+        assert main(["rules", "test", str(path)]) == 1
+    finally:
+        path.unlink()
+    out = capsys.readouterr().out
+    assert "FAIL" in out
+    assert "-       +5m air.pm25               firing   orange" in out
+    assert "+       +5m air.pm25               firing   yellow" in out
+    assert "-       +9m air.pm25               resolved" in out
+    assert "+       +7m air.pm25               resolved yellow key=air.pm25:air-01" in out
+    assert "0 passed, 1 failed" in out
+
+
+def test_a_broken_test_file_reports_file_line_key(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "broken.test.yaml"
+    path.write_text(textwrap.dedent(f"""\
+        rule_files: [{DATA.parent.parent.parent / 'config' / 'rules' / 'air.yaml'}]
+        config: {DATA / 'central.yaml'}
+        tests:
+          - name: t
+            readings:
+              - sensor: nobody
+                values: {{pm25: "40"}}
+            expect:
+              - {{at: 1m, rule: air.pm25, status: fired}}
+        """), encoding="utf-8")  # fmt: skip
+    assert main(["rules", "test", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert f"{path}:9: tests[0].expect[0].status: Input should be 'firing', 'resolved' or 'unknown'" in err
+
+
+def test_unknown_sensor_in_a_test_is_reported_on_its_line(tmp_path: Path) -> None:
+    path = tmp_path / "t.test.yaml"
+    path.write_text(_absolute(FAILING.replace("air-01", "air-99")), encoding="utf-8")
+    from qinghe.yamlload import ConfigError
+
+    with pytest.raises(ConfigError, match=r"t.test.yaml:6: tests\[0\].readings\[0\].sensor: unknown sensor 'air-99'"):
+        run_test_file(path)
+
+
+@pytest.mark.parametrize(
+    ("relative", "kind"),
+    [
+        ("config/rules/air.yaml", "rules"),
+        ("config/holidays/cn-2026.yaml", "holiday-calendar"),
+        ("tests/rules/cases/air.test.yaml", "rule-test"),
+        ("tests/rules/data/labels.yaml", "replay-labels"),
+    ],
+)
+def test_config_check_knows_the_rule_file_kinds(relative: str, kind: str) -> None:
+    repo = Path(__file__).resolve().parents[2]
+    assert check_file(str(repo / relative)) == (kind, [])
+
+
+def test_config_check_reports_a_broken_rule_file(tmp_path: Path) -> None:
+    path = tmp_path / "r.yaml"
+    path.write_text("rules:\n  - id: x\n    type: t\n    readings: {kind: air}\n    tiers: [{colour: red, above: 1}]\n")
+    kind, issues = check_file(str(path))
+    assert kind == "rules"
+    assert [str(i) for i in issues] == [
+        f"{path}:5: rules[0].tiers[0]: a threshold tier needs the rule's `value` (e.g. value: pm25)"
+    ]

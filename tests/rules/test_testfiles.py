@@ -52,15 +52,15 @@ tests:
 """
 
 
-def test_a_failing_test_prints_a_diff_and_exits_1(capsys: pytest.CaptureFixture[str]) -> None:
-    path = CASES.parent / "data" / "failing.test.yaml"
-    path.write_text(
-        FAILING.replace("../data/central.yaml", "central.yaml").replace("../../../", "../../../"), encoding="utf-8"
-    )
-    try:
-        assert main(["rules", "test", str(path)]) == 1
-    finally:
-        path.unlink()
+def _absolute(text: str) -> str:
+    config = str(DATA.parents[2] / "config")
+    return text.replace("../data/central.yaml", str(DATA / "central.yaml")).replace("../../../config", config)
+
+
+def test_a_failing_test_prints_a_diff_and_exits_1(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "failing.test.yaml"
+    path.write_text(_absolute(FAILING), encoding="utf-8")
+    assert main(["rules", "test", str(path)]) == 1
     out = capsys.readouterr().out
     assert "FAIL" in out
     assert "-       +5m air.pm25               firing   orange" in out

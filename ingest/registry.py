@@ -101,4 +101,4 @@ def _unique_sensors(registry: RegistryFile) -> list[tuple[tuple[str | int, ...],
 def load_central(path: Path, environ: Mapping[str, str] | None = None) -> CentralConfig:
     """Load a central config file and merge its extra registry files; raises ConfigError."""
     config = load_config(path, CentralConfig, checks=[central_checks], environ=environ)
-    return load_registry_files(config, path.resolve().parent, environ)
+    return load_registry_files(config, path.parent, environ)

@@ -61,7 +61,10 @@ def parse_duration(text: str) -> float:
     text = text.strip().lower()
     scale = {"s": 1.0, "m": 60.0, "h": 3600.0}.get(text[-1:])
     number = text[:-1] if scale is not None else text
-    value = float(number) * (scale or 1.0)
+    try:
+        value = float(number) * (scale or 1.0)
+    except ValueError:
+        raise ValueError(f"{text!r} is not a duration (seconds, or with s, m or h)") from None
     if not math.isfinite(value) or value < 0:
         raise ValueError(f"{text!r} is not a duration")
     return value

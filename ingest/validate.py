@@ -237,7 +237,7 @@ def _parse_ts(raw: object) -> float:
             ts = float(raw) / 1000.0  # type: ignore[arg-type]
         except OverflowError:
             ts = math.inf
-        if not math.isfinite(ts) or abs(ts) > 1e11:
+        if not math.isfinite(ts) or abs(ts) > 1e14:
             raise _Reject(Reason.BAD_TIMESTAMP, f"ts {_short(raw)} is not a usable epoch-milliseconds value")
         return ts
     raise _Reject(Reason.BAD_TIMESTAMP, f"ts must be an RFC 3339 string or epoch milliseconds, got {_json_type(raw)}")

@@ -82,6 +82,9 @@ def file_kinds() -> list[Any]:
     from qinghe.configcheck import FileKind
 
     def check(path: str) -> None:
-        load_central_config(path)
+        config = load_central_config(path)
+        from ingest.registry import load_registry_files  # extra sensor registries named by the file
+
+        load_registry_files(config, Path(path).parent)
 
     return [FileKind("central", is_central, check)]

@@ -196,6 +196,21 @@ class AlertingStore:
         with self._lock:
             return int(self._db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0])
 
+    def outbox_entries(self, topic_contains: str = "") -> list[OutboxEntry]:
+        """Messages still waiting for the broker (diagnostics and tests)."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT topic, payload, qos, retain FROM outbox WHERE instr(topic, ?) > 0 ORDER BY id",
+                (topic_contains,),
+            ).fetchall()
+        return [OutboxEntry(t, bytes(p), int(q), bool(r)) for t, p, q, r in rows]
+
+    def deliveries(self) -> list[tuple[str, int, str]]:
+        """Webhook deliveries not yet done: (delivery id, attempts so far, last error)."""
+        with self._lock:
+            rows = self._db.execute("SELECT delivery_id, attempts, last_error FROM webhooks ORDER BY created_at")
+            return [(str(d), int(a), str(e)) for d, a, e in rows.fetchall()]
+
     # ----- webhook queue -----------------------------------------------------------------------------
     def due_deliveries(self, now: float, limit: int = 50) -> list[PendingDelivery]:
         """Webhook deliveries whose next attempt is due, oldest first."""

@@ -259,6 +259,7 @@ class CameraReader:
         except CaptureError as exc:
             self._error(str(exc))
             return
+        self._reconnect.clear()  # a request raised while opening was about the previous connection
         started = self.clock.monotonic()
         while not self._stop.is_set() and not self._reconnect.is_set():
             frame = self.source.read()

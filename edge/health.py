@@ -156,8 +156,9 @@ class CameraHealth:
         return self.settings.recover_s
 
     def _reconnect_reason(self, state: CameraState, now: float) -> str | None:
-        if state is CameraState.OFFLINE and self._last_frame is not None:
-            return "no frames"
+        silent_since = max(self._last_frame, self._connected_at) if self._last_frame is not None else None
+        if silent_since is not None and now - silent_since >= self.settings.offline_after_s:
+            return "no frames"  # this connection has been silent for the whole timeout
         if self._low_since is not None and now - self._low_since >= self.settings.reconnect_on_collapse_s:
             return "frame rate collapsed"
         return None

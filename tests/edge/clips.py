@@ -50,3 +50,13 @@ def park_then_leave(arrive: int, stay: int, spot: tuple[int, int] = (200, 240)) 
         return None
 
     return where
+
+
+def visitors(period: int, stay: int, spots: Sequence[tuple[int, int]], colour: str = "red") -> Path_:
+    """Every `period` frames a square appears at the next spot and stays `stay` frames (events on a beat)."""
+
+    def where(i: int) -> tuple[int, int] | None:
+        k, phase = divmod(i, period)
+        return spots[k % len(spots)] if phase < stay else None
+
+    return where

@@ -42,11 +42,16 @@ def rules_from(text: str, tmp_path: Path, registry: Registry = REGISTRY, name: s
     return load_rules([path], registry)
 
 
-def reading(sensor: str, t: float, registry: Registry = REGISTRY, **values: float) -> SensorReading:
+def reading(sensor: str, t: float, **values: float) -> SensorReading:
+    """A validated reading of a sensor of REGISTRY."""
+    return reading_of(sensor, t, values)
+
+
+def reading_of(sensor: str, t: float, values: dict[str, float], registry: Registry = REGISTRY) -> SensorReading:
     """A validated reading of a registered sensor."""
     info = registry.sensors[sensor]
-    return SensorReading(sensor, SensorKind(info.kind), info.zone, t, {k: float(v) for k, v in values.items()}, None,
-                         info.location)  # fmt: skip
+    floats = {k: float(v) for k, v in values.items()}
+    return SensorReading(sensor, SensorKind(info.kind), info.zone, t, floats, None, info.location)
 
 
 def event(
@@ -56,20 +61,22 @@ def event(
     kind: str = "start",
     *,
     episode: str | None = None,
+    phase: str | None = None,
+    outcome: str | None = None,
+    plate: str | None = None,
+    label: str = "object",
+    event_id: str | None = None,
+    snapshots: tuple[str, ...] | list[str] = (),
     registry: Registry = REGISTRY,
-    **extra: object,
 ) -> ObjectEvent:
     """A camera event (event ids are unique unless given)."""
     cam = registry.cameras[camera]
-    event_id = str(extra.pop("event_id", f"e{next(_counter)}"))
-    snapshots = tuple(SnapshotRef(f"qh/v1/camera/{camera}/snapshot/{event_id}-{role}", str(role), t)
-                      for role in extra.pop("snapshots", ()))  # type: ignore[attr-defined]  # fmt: skip
+    event_id = event_id or f"e{next(_counter)}"
+    refs = tuple(SnapshotRef(f"qh/v1/camera/{camera}/snapshot/{event_id}-{role}", role, t) for role in snapshots)
     return ObjectEvent(
         event_id=event_id, seq=0, edge_id="edge", camera_id=camera, type=EventType(kind), analytic=analytic,
-        label=str(extra.pop("label", "object")), zone=str(extra.pop("zone", cam.zones[0] if cam.zones else "")),
-        track_id=int(extra.pop("track_id", 1)), score=float(extra.pop("score", 0.9)),  # type: ignore[arg-type]
-        box=(0.1, 0.1, 0.2, 0.2), dwell_s=float(extra.pop("dwell_s", 0.0)), ts=t,  # type: ignore[arg-type]
-        episode_id=episode, snapshots=snapshots, **extra,  # type: ignore[arg-type]
+        label=label, zone=cam.zones[0] if cam.zones else "", track_id=1, score=0.9, box=(0.1, 0.1, 0.2, 0.2),
+        dwell_s=0.0, ts=t, episode_id=episode, snapshots=refs, phase=phase, outcome=outcome, plate=plate,
     )  # fmt: skip
 
 
@@ -78,7 +85,7 @@ def series(
 ) -> list[tuple[float, Input]]:
     """A reading every `step` seconds; None leaves a gap."""
     return [
-        (start + i * step, reading(sensor, start + i * step, **{field: v}))
+        (start + i * step, reading_of(sensor, start + i * step, {field: v}))
         for i, v in enumerate(values)
         if v is not None
     ]

@@ -83,15 +83,18 @@ def test_calendar_files_are_checked(tmp_path: Path, edit: str, message: str | No
     assert info.value.issues[0].line == 6
 
 
-def _schedule(windows: list[dict[str, object]], calendar: DayCalendar = DayCalendar()) -> Schedule:
+NO_HOLIDAYS = DayCalendar()
+
+
+def _schedule(windows: list[dict[str, object]], calendar: DayCalendar = NO_HOLIDAYS) -> Schedule:
     return Schedule.compile("s", ScheduleModel.model_validate({"windows": windows}), "Asia/Shanghai", calendar)
 
 
 @pytest.mark.parametrize(
     ("when", "active"),
     [
-        ("2026-03-02 21:59", False), ("2026-03-02 22:00", True), ("2026-03-03 05:59", True), ("2026-03-03 06:00", False),
-        ("2026-03-02 12:00", False),
+        ("2026-03-02 21:59", False), ("2026-03-02 22:00", True), ("2026-03-03 05:59", True),
+        ("2026-03-03 06:00", False), ("2026-03-02 12:00", False),
     ],
 )  # fmt: skip
 def test_night_window_crosses_midnight(when: str, active: bool) -> None:

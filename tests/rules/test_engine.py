@@ -117,7 +117,8 @@ def test_explain_says_rule_values_window_and_threshold(tmp_path: Path) -> None:
     assert explain["since"] == T0
     assert explain["tier"] == "orange"
     assert signals[0].sources[0].sensor_id == "a1"
-    assert signals[0].location is not None and signals[0].location.lat == pytest.approx(30.25)
+    assert signals[0].location is not None
+    assert signals[0].location.lat == pytest.approx(30.25)
 
 
 PARKING = """

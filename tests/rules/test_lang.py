@@ -46,7 +46,7 @@ def test_durations_format(seconds: float, text: str) -> None:
         ("count(smoke, 5m)", "count", "smoke", "smoke", 300, 0),
     ],
 )
-def test_value_expressions_parse(text: str, func: str, kind: str, field: str, window: float, q: float) -> None:
+def test_value_expressions_parse(text: str, func: str, kind: str, field: str, window: float, q: float) -> None:  # noqa: PLR0917
     expr = parse_value_expr(text)
     assert (expr.func, expr.kind, expr.field, expr.window_s, expr.q) == (func, kind, field, window, q)
 

@@ -30,12 +30,15 @@ def _rule(tiers: str, extra: str = "", rule_id: str = "r", head: bool = True) ->
     return ("rules:\n" if head else "") + "\n".join(lines) + "\n"
 
 
+NEVER = "8: rules[0].tiers[1]: warning: the orange tier can never be the highest"
+
+
 @pytest.mark.parametrize(
     ("tiers", "warning"),
     [
-        ("- {colour: red, above: 100}\n- {colour: orange, above: 150}\n", "8: rules[0].tiers[1]: warning: the orange tier can never be the highest"),
-        ("- {colour: red, above: 100}\n- {colour: orange, above: 100}\n", "8: rules[0].tiers[1]: warning: the orange tier can never be the highest"),
-        ("- {colour: red, below: 5}\n- {colour: orange, below: 3}\n", "8: rules[0].tiers[1]: warning: the orange tier"),
+        ("- {colour: red, above: 100}\n- {colour: orange, above: 150}\n", NEVER),
+        ("- {colour: red, above: 100}\n- {colour: orange, above: 100}\n", NEVER),
+        ("- {colour: red, below: 5}\n- {colour: orange, below: 3}\n", NEVER),
         ("- {colour: red, above: 100, for: 5m}\n- {colour: orange, above: 150}\n", None),  # reachable while red waits
         ("- {colour: red, above: 150}\n- {colour: orange, above: 100}\n", None),
     ],
@@ -72,7 +75,10 @@ def test_overlapping_rules_and_selectors_that_match_nothing(tmp_path: Path) -> N
 
 
 def test_schedules_that_never_meet_do_not_overlap(tmp_path: Path) -> None:
-    head = "schedules:\n  day: {windows: [{from: '06:00', to: '22:00'}]}\n  night: {windows: [{from: '22:00', to: '06:00'}]}\n"
+    head = (
+        "schedules:\n  day: {windows: [{from: '06:00', to: '22:00'}]}\n"
+        "  night: {windows: [{from: '22:00', to: '06:00'}]}\n"
+    )
     text = head + _rule("- {colour: yellow, above: 75}\n", "schedule: day\n")
     text += _rule("- {colour: yellow, above: 55}\n", "schedule: night\n", rule_id="r2", head=False)
     assert _lint(tmp_path, text) == []

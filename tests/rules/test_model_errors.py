@@ -127,7 +127,8 @@ def test_the_good_rule_loads(tmp_path: Path) -> None:
         ),
         (
             "      - {colour: yellow, above: 75}\n",
-            "      - colour: yellow\n        when: {all: [{value: pm25, above: 1}, {count: {analytic: dumping}, at_least: 3}]}\n",
+            "      - colour: yellow\n"
+            "        when: {all: [{value: pm25, above: 1}, {count: {analytic: dumping}, at_least: 3}]}\n",
             "F:9: rules[0].tiers[1].when.all[1].window: Field required",
         ),
         (

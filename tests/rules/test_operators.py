@@ -97,7 +97,7 @@ def test_keep_firing_for_holds_after_the_condition_clears(tmp_path: Path) -> Non
         ("pm25", "at_most", 10, [50, 10], 1),
     ],
 )
-def test_window_aggregates(
+def test_window_aggregates(  # noqa: PLR0917 - one argument per table column
     tmp_path: Path, expr: str, op: str, threshold: float, values: list[float], fire_at: int
 ) -> None:
     text = f"""
@@ -308,7 +308,7 @@ rules:
         ("c3", "s1", 25, 5, [(5, "yellow"), (25, "orange")]),  # a spike while the episode is still open
     ],
 )
-def test_correlation_raises_the_colour(
+def test_correlation_raises_the_colour(  # noqa: PLR0917 - one argument per table column
     tmp_path: Path, camera: str, spike_sensor: str, spike_at: int, event_at: int, expected: list[tuple[int, str]]
 ) -> None:
     field = "smoke" if spike_sensor == "s1" else "pm25"

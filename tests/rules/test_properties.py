@@ -10,17 +10,18 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from qinghe.bus import InboundMessage
 from qinghe.central_config import CentralConfig
 from qinghe.clock import FakeClock
-from qinghe.contracts import ObjectEvent, RuleSignal, SensorReading, SignalStatus
 from qinghe.codec import encode
+from qinghe.contracts import ObjectEvent, RuleSignal, SensorReading, SignalStatus
 from rules.engine import Engine, Input
 from rules.loader import RuleSet, load_rules
 from rules.recording import Record
 from rules.registry import Registry
 from rules.replay import replay
 from rules.service import RulesService
-from tests.rules.helpers import MIN, REGISTRY, T0, event, reading
+from tests.rules.helpers import REGISTRY, T0, event, reading
 
 RULES = textwrap.dedent("""\
     rules:
@@ -218,10 +219,5 @@ def ruleset_for(config: CentralConfig, folder: Path) -> RuleSet:
     return load_rules([folder / "rules.yaml"], Registry.from_central(config))
 
 
-def _inbound(topic: str, payload: bytes) -> object:
-    from qinghe.bus import InboundMessage
-
+def _inbound(topic: str, payload: bytes) -> InboundMessage:
     return InboundMessage(topic, payload, 1, False, 0)
-
-
-__all__ = ["MIN"]

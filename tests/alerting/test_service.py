@@ -22,10 +22,12 @@ from qinghe.contracts import (
     AlertKind,
     CameraState,
     CameraStatus,
+    Colour,
     CommandRejected,
     DeadLetter,
     Incident,
     IncidentState,
+    SlaClockName,
     VoiceWarning,
     WarningReceipt,
     WarningStatus,
@@ -211,3 +213,21 @@ def test_broker_outage_buffers_alerts_on_disk(rig: Rig, mosquitto: LocalMosquitt
     rig.collector.bus.wait_connected(10)
     rig.wait_alert(AlertKind.OPENED)
     eventually(lambda: rig.service.store.outbox_depth() == 0, what="outbox drained")
+
+
+def test_simulated_responder_acks_and_misses_the_on_site_clock(rig: Rig) -> None:
+    from alerting.responder import ResponderPlan, SimulatedResponder
+
+    plan = ResponderPlan(ack_after_s=0.1, arrive_after_s=None, resolve_after_s=None, close_after_s=None)
+    responder = SimulatedResponder(rig.broker, plan, name="duty-1").start()
+    try:
+        rig.service.handle_signal(signal(colour=Colour.RED))
+        (acked,) = rig.wait_alert(AlertKind.ACKNOWLEDGED)
+        assert acked.incident.history[-1].by == "duty-1"
+        rig.clock.advance(300)  # nobody arrives: the on-site clock is missed on purpose
+        (breach,) = rig.wait_alert(AlertKind.SLA_BREACHED)
+        assert breach.clock is SlaClockName.ON_SITE
+        (escalated,) = rig.wait_alert(AlertKind.ESCALATED)
+        assert escalated.tier == 2  # red starts with the squad leader; the miss raises it to the duty chief
+    finally:
+        responder.stop()

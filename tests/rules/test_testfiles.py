@@ -119,3 +119,18 @@ def test_config_check_reports_a_broken_rule_file(tmp_path: Path) -> None:
     assert [str(i) for i in issues] == [
         f"{path}:5: rules[0].tiers[0]: a threshold tier needs the rule's `value` (e.g. value: pm25)"
     ]
+
+
+def test_shipped_rules_load_against_the_shipped_registry() -> None:
+    """config/central.yaml lists the shipped rule files and every cross-reference resolves."""
+    from qinghe.central_config import load_central_config
+    from rules.lint import check_rules, load_registry
+
+    repo = Path(__file__).resolve().parents[2]
+    central = repo / "config" / "central.yaml"
+    config = load_central_config(central)
+    files = [str(central.parent / name) for name in config.rules.files]
+    assert sorted(Path(f).name for f in files) == sorted(p.name for p in (repo / "config" / "rules").glob("*.yaml"))
+    result = check_rules(files, load_registry(central))
+    assert result.errors == ()
+    assert result.ruleset is not None and len(result.ruleset.rules) == 13

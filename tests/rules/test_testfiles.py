@@ -133,4 +133,5 @@ def test_shipped_rules_load_against_the_shipped_registry() -> None:
     assert sorted(Path(f).name for f in files) == sorted(p.name for p in (repo / "config" / "rules").glob("*.yaml"))
     result = check_rules(files, load_registry(central))
     assert result.errors == ()
-    assert result.ruleset is not None and len(result.ruleset.rules) == 13
+    assert result.ruleset is not None
+    assert len(result.ruleset.rules) == 13

@@ -89,11 +89,11 @@ def settled_count(vm: LocalVictoriaMetrics, match: str, expected: int, timeout_s
     return vm.count_samples(match)
 
 
-def export_series(vm: LocalVictoriaMetrics, match: str, count: int, timeout_s: float = 20.0) -> list[dict[str, Any]]:
-    """Export `match` once at least `count` series are visible (VictoriaMetrics shows new data after 1-7 s)."""
+def export_series(vm: LocalVictoriaMetrics, match: str, samples: int, timeout_s: float = 20.0) -> list[dict[str, Any]]:
+    """Export `match` once at least `samples` samples are visible (VictoriaMetrics shows new data after 1-7 s)."""
     deadline = time.monotonic() + timeout_s
     while True:
         series = vm.export(match)
-        if len(series) >= count or time.monotonic() > deadline:
+        if sum(len(s["values"]) for s in series) >= samples or time.monotonic() > deadline:
             return series
         time.sleep(0.3)

@@ -35,6 +35,7 @@ from qinghe.topics import Topics
 log = logging.getLogger(__name__)
 
 EventHook = Callable[[ObjectEvent], None]
+ProcessedHook = Callable[[WorkItem], None]
 AnalyticsFactory = Callable[[CameraConfig], list[Analytic]]
 
 
@@ -85,6 +86,7 @@ class EdgeAgent:
         pipelines = {cid: rt.pipeline for cid, rt in self.cameras.items()}
         self.worker = DetectorWorker(self.detector, pipelines, self._on_result, batch, config.batch_wait_ms / 1000)
         self._event_hooks: list[EventHook] = []
+        self._processed_hooks: list[ProcessedHook] = []
         self._stop = threading.Event()
         self._housekeeping = threading.Thread(target=self._housekeep, name="edge-housekeeping", daemon=True)
         self._box = BoxProbe()
@@ -119,6 +121,7 @@ class EdgeAgent:
             health,
             self.clock,
             on_frame=functools.partial(self._on_frame, pipeline),
+            wants=pipeline.wants,
             on_status=functools.partial(self._on_status, camera.id),
             backoff=Backoff(camera.watchdog.backoff_min_s, camera.watchdog.backoff_max_s),
             resize=camera.detect.resize,
@@ -136,6 +139,10 @@ class EdgeAgent:
     def on_event(self, hook: EventHook) -> None:
         """Call `hook(event)` for every event committed to the outbox (demo live view, bench latency)."""
         self._event_hooks.append(hook)
+
+    def on_processed(self, hook: ProcessedHook) -> None:
+        """Call `hook(item)` after every due frame was processed (benchmarks measure frame latency with it)."""
+        self._processed_hooks.append(hook)
 
     def start(self, wait_broker_s: float | None = None) -> None:
         """Connect (in the background unless `wait_broker_s`), then start the worker and the cameras."""
@@ -167,14 +174,14 @@ class EdgeAgent:
 
     # ----- data path -------------------------------------------------------------------------------
     def _on_frame(self, pipeline: CameraPipeline, frame: Frame, ts: float) -> None:
-        item = pipeline.gate(frame, ts)
-        if item is not None:
-            self.worker.submit(item)
+        self.worker.submit(pipeline.admit(frame, ts))
 
     def _on_result(
         self, pipeline: CameraPipeline, item: WorkItem, observation: FrameObservation, drafts: list[EventDraft]
     ) -> None:
         del observation
+        for processed in self._processed_hooks:
+            processed(item)
         if not drafts:
             return
         zones = {z.name: z.polygon for z in pipeline.config.zones}

@@ -14,7 +14,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import cv2
 import numpy as np
+import numpy.typing as npt
 
 from detectors.core import Analytic, Detections, EventDraft, FloatArray, Frame, FrameObservation, TrackedObject
 from detectors.motion import MOTION_LABEL, MotionDetector, MotionResult, MotionSettings
@@ -52,10 +54,13 @@ def merge_dropped(new: WorkItem, dropped: WorkItem | None) -> WorkItem:
 
 
 class ThermalReplay:
-    """Radiometric frames from a .npy stack (T, H, W) in degrees C, one per analysed frame, looping."""
+    """Radiometric frames from a .npy stack (T, H, W) in degrees C (or the first array of an .npz), looping."""
 
     def __init__(self, path: Path, loop: bool = True) -> None:
-        self._frames = np.load(path, mmap_mode="r")
+        loaded = np.load(path, mmap_mode="r")
+        if isinstance(loaded, np.lib.npyio.NpzFile):
+            loaded = loaded[loaded.files[0]]
+        self._frames = loaded
         if self._frames.ndim != 3:
             raise ValueError(f"{path}: expected a (T, H, W) array of temperatures, got shape {self._frames.shape}")
         self._loop = loop
@@ -108,6 +113,7 @@ class CameraPipeline:
         self.membership = ZoneMembership(self.zones)
         self.object_mask = ObjectMask(config.masks.objects)
         self.analytics = list(analytics)
+        self._zone_boxes = _grown_zone_boxes(config) if config.motion.zones_only else []
         self.ring = ring
         self.thermal = thermal
         self._flags_lock = threading.Lock()
@@ -116,12 +122,18 @@ class CameraPipeline:
         self.analytic_errors = 0
 
     # ----- reader thread -------------------------------------------------------------------------
+    def wants(self, ts: float) -> bool:
+        """Is a frame captured at `ts` due at this camera's detect fps? (Consumes the slot.)"""
+        return self.scheduler.due(ts)
+
     def gate(self, frame: Frame, ts: float) -> WorkItem | None:
         """Pace and gate a captured frame; None if it is not due at this camera's detect fps."""
+        return self.admit(frame, ts) if self.wants(ts) else None
+
+    def admit(self, frame: Frame, ts: float) -> WorkItem:
+        """Gate a due frame: motion on the small frame, then the scheduler's decision."""
         if self.ring is not None:
             self.ring.offer(frame, ts)
-        if not self.scheduler.due(ts):
-            return None
         self._size_motion_mask(frame)
         result: MotionResult = self.motion.update(frame)
         with self._flags_lock:
@@ -132,8 +144,12 @@ class CameraPipeline:
 
     def _size_motion_mask(self, frame: Frame) -> None:
         size = (frame.shape[1], frame.shape[0])
-        if self._motion_polygons and size != self._motion_sized:
+        zones_only = self.config.motion.zones_only and bool(self.config.zones)
+        if (self._motion_polygons or zones_only) and size != self._motion_sized:
             mask = mask_image(self._motion_polygons, *size)
+            if zones_only:
+                outside = outside_zones_mask(self.config, *size)
+                mask = outside if mask is None else np.maximum(mask, outside)
             self.motion = MotionDetector(self.motion.settings, mask)
             self._motion_sized = size
 
@@ -150,14 +166,21 @@ class CameraPipeline:
             dets = self.object_mask.apply(detections)
             tracks = self.tracker.update(dets, ts)
         with self._flags_lock:
-            self._moving = any(t.stationary_since is None for t in tracks)
-            self._stationary = any(t.stationary_since is not None for t in tracks)
+            relevant = [t for t in tracks if self.near_zones(t.box)]
+            self._moving = any(t.stationary_since is None for t in relevant)
+            self._stationary = any(t.stationary_since is not None for t in relevant)
         zone_since = self.membership.update(tracks, ts)
         tracked = tuple(_tracked(t, zone_since.get(t.track_id, {})) for t in tracks)
         observation = FrameObservation(
             self.camera_id, ts, item.frame, dets, tracked, item.thermal, item.decision.full_check
         )
         return observation, self._run_analytics(observation)
+
+    def near_zones(self, box: tuple[float, float, float, float]) -> bool:
+        """With zones_only gating, only tracks near a zone keep the detector busy; otherwise every track does."""
+        if not self._zone_boxes:
+            return True
+        return any(box[0] < x2 and box[2] > x1 and box[1] < y2 and box[3] > y1 for x1, y1, x2, y2 in self._zone_boxes)
 
     def _run_analytics(self, observation: FrameObservation) -> list[EventDraft]:
         drafts: list[EventDraft] = []
@@ -177,6 +200,27 @@ class CameraPipeline:
         if self.ring is not None:
             sizes["ring"] = self.ring.state_size()
         return sizes
+
+
+def _grown_zone_boxes(config: CameraConfig) -> list[tuple[float, float, float, float]]:
+    """Bounding boxes of the zones grown by the motion margin (where tracks count for zones_only gating)."""
+    m = config.motion.zone_margin
+    boxes = []
+    for zone in config.zones:
+        xs, ys = [p[0] for p in zone.polygon], [p[1] for p in zone.polygon]
+        boxes.append((min(xs) - m, min(ys) - m, max(xs) + m, max(ys) + m))
+    return boxes
+
+
+def outside_zones_mask(config: CameraConfig, width: int, height: int) -> npt.NDArray[np.uint8]:
+    """255 everywhere except in the camera's zones grown by `motion.zone_margin` (for zones_only gating)."""
+    inside = mask_image([zone.polygon for zone in config.zones], width, height)
+    assert inside is not None
+    grow = round(config.motion.zone_margin * width)
+    if grow > 0:
+        kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1))
+        inside = np.asarray(cv2.dilate(inside, kernel), np.uint8)
+    return np.asarray(255 - inside, np.uint8)
 
 
 def _motion_detections(boxes: FloatArray) -> Detections:

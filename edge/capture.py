@@ -79,8 +79,12 @@ class FrameSource(Protocol):
         """Connect or open; raise CaptureError on failure."""
         ...
 
-    def read(self) -> Frame | None:
-        """The next frame, or None when the stream ended or failed."""
+    def grab(self) -> bool:
+        """Advance to (and decode) the next frame; False when the stream ended or failed."""
+        ...
+
+    def retrieve(self) -> Frame | None:
+        """The grabbed frame as BGR (the colour conversion is the costly part: skip it for unwanted frames)."""
         ...
 
     def close(self) -> None:
@@ -100,12 +104,14 @@ class OpenCvSource:
         read_timeout_s: float = 5.0,
         loop: bool = False,
         realtime: bool = True,
+        start_s: float = 0.0,
         description: str | None = None,
     ) -> None:
         self.uri = uri
         self.is_file = is_file
         self.open_timeout_s, self.read_timeout_s = open_timeout_s, read_timeout_s
         self.loop, self.realtime = loop, realtime
+        self.start_s = start_s
         self.description = description or (uri if is_file else _redact(uri))
         self._cap: cv2.VideoCapture | None = None
         self.ended = False
@@ -129,24 +135,37 @@ class OpenCvSource:
             cap.release()
             raise CaptureError(f"cannot open {self.description}")
         fps = cap.get(cv2.CAP_PROP_FPS)
+        if self.is_file and self.start_s > 0:
+            cap.set(cv2.CAP_PROP_POS_MSEC, self.start_s * 1000)
         self._period = 1.0 / fps if self.is_file and self.realtime and 0 < fps <= 240 else 0.0
         self._next_at = time.monotonic()
         self._cap = cap
 
-    def read(self) -> Frame | None:
+    def grab(self) -> bool:
         """Next frame; files loop (if asked) and are paced at their frame rate (if realtime)."""
         if self._cap is None:
-            return None
-        ok, frame = self._cap.read()
+            return False
+        ok = self._cap.grab()
         if not ok and self.is_file and self.loop:
             self._cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
-            ok, frame = self._cap.read()
+            ok = self._cap.grab()
         if not ok:
             self.ended = self.is_file and not self.loop
-            return None
+            return False
         if self._period:
             self._pace()
-        return np.asarray(frame, np.uint8)
+        return True
+
+    def retrieve(self) -> Frame | None:
+        """The grabbed frame, converted to BGR."""
+        if self._cap is None:
+            return None
+        ok, frame = self._cap.retrieve()
+        return np.asarray(frame, np.uint8) if ok else None
+
+    def read(self) -> Frame | None:
+        """grab() then retrieve()."""
+        return self.retrieve() if self.grab() else None
 
     def _pace(self) -> None:
         self._next_at += self._period
@@ -178,7 +197,7 @@ def make_source(stream: StreamConfig, base_dir: str | Path | None, camera_id: st
     if stream.path is not None:
         path = stream.file_path(base_dir)
         assert path is not None
-        return OpenCvSource(str(path), is_file=True, loop=stream.loop, realtime=stream.realtime)
+        return OpenCvSource(str(path), is_file=True, loop=stream.loop, realtime=stream.realtime, start_s=stream.start_s)
     if stream.url is not None:
         return OpenCvSource(stream.url, open_timeout_s=stream.open_timeout_s, read_timeout_s=stream.read_timeout_s)
     assert stream.onvif is not None
@@ -188,6 +207,7 @@ def make_source(stream: StreamConfig, base_dir: str | Path | None, camera_id: st
 
 
 FrameCallback = Callable[[Frame, float], None]
+WantsCallback = Callable[[float], bool]
 StatusCallback = Callable[[CameraStatus], None]
 
 
@@ -205,10 +225,12 @@ class CameraReader:
         on_status: StatusCallback,
         backoff: Backoff,
         resize: tuple[int, int] | None = None,
+        wants: WantsCallback | None = None,
     ) -> None:
         self.camera_id = camera_id
         self.source, self.health, self.clock = source, health, clock
         self._on_frame, self._on_status, self._backoff = on_frame, on_status, backoff
+        self._wants = wants  # asked per frame: is this one due? (frames not due are never converted)
         self._resize = resize
         self._health_lock = threading.Lock()
         self._stop = threading.Event()
@@ -262,25 +284,33 @@ class CameraReader:
         self._reconnect.clear()  # a request raised while opening was about the previous connection
         started = self.clock.monotonic()
         while not self._stop.is_set() and not self._reconnect.is_set():
-            frame = self.source.read()
-            if frame is None and self.source.ended:
-                log.info("camera %s: end of %s", self.camera_id, self.source.description)
-                self._error("end of clip")
-                self._stop.set()
-                return
-            if frame is None:
-                self._error(f"read failed on {self.source.description}")
+            if not self.source.grab():
+                self._failed()
                 return
             now = self.clock.now()
-            if self._resize is not None and (frame.shape[1], frame.shape[0]) != self._resize:
-                frame = np.asarray(cv2.resize(frame, self._resize, interpolation=cv2.INTER_AREA), np.uint8)
             with self._health_lock:
                 self.health.on_frame(now)
             self.frames += 1
             if self.clock.monotonic() - started > 10.0:
                 self._backoff.reset()  # a healthy stretch: next failure retries quickly
-            self._on_frame(frame, now)
+            if self._wants is None or self._wants(now):
+                frame = self.source.retrieve()
+                if frame is not None:
+                    self._deliver(frame, now)
             self.poll_health()
+
+    def _deliver(self, frame: Frame, now: float) -> None:
+        if self._resize is not None and (frame.shape[1], frame.shape[0]) != self._resize:
+            frame = np.asarray(cv2.resize(frame, self._resize, interpolation=cv2.INTER_AREA), np.uint8)
+        self._on_frame(frame, now)
+
+    def _failed(self) -> None:
+        if self.source.ended:
+            log.info("camera %s: end of %s", self.camera_id, self.source.description)
+            self._error("end of clip")
+            self._stop.set()
+        else:
+            self._error(f"read failed on {self.source.description}")
 
     def _error(self, reason: str) -> None:
         with self._health_lock:

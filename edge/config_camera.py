@@ -46,6 +46,7 @@ class StreamConfig(StrictModel):
     path: str | None = Field(None, description="video file to replay; relative to the config file")
     loop: bool = Field(False, description="file: start again at the end")
     realtime: bool = Field(True, description="file: pace frames at the clip's frame rate")
+    start_s: float = Field(0.0, ge=0, description="file: start this far into the clip (staggers replayed cameras)")
     open_timeout_s: float = Field(5.0, gt=0, le=120)
     read_timeout_s: float = Field(5.0, gt=0, le=120)
     resize: tuple[int, int] | None = Field(None, description="[width, height] frames are scaled to before analysis")
@@ -140,6 +141,10 @@ class MotionConfig(StrictModel):
     frame_height: int = Field(100, ge=20, le=720)
     alpha: float = Field(0.01, gt=0, le=1, description="background learning rate")
     lightning_fraction: float = Field(0.8, gt=0, le=1, description="changed share treated as a lighting change")
+    zones_only: bool = Field(
+        False, description="only motion in or near the camera's zones wakes the detector (busy scenes, small zones)"
+    )
+    zone_margin: float = Field(0.05, ge=0, le=0.5, description="zones_only: how far around zones counts as near")
 
 
 class TrackingConfig(StrictModel):

@@ -150,9 +150,13 @@ class OnvifSource:
         self._inner = inner
         log.info("%s resolved to %s", self.description, inner.description)
 
-    def read(self) -> Frame | None:
+    def grab(self) -> bool:
         """Next frame of the resolved stream."""
-        return self._inner.read() if self._inner is not None else None
+        return self._inner.grab() if self._inner is not None else False
+
+    def retrieve(self) -> Frame | None:
+        """The grabbed frame as BGR."""
+        return self._inner.retrieve() if self._inner is not None else None
 
     def close(self) -> None:
         """Release the stream."""

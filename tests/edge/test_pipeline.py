@@ -192,3 +192,36 @@ def test_ten_minutes_of_traffic_leave_bounded_state(squares: Detector) -> None:
     starts = sum(d.type is EventType.START for d in rec.drafts)
     ends = sum(d.type is EventType.END for d in rec.drafts)
     assert starts == ends >= 30
+
+
+def test_zones_only_gating_ignores_motion_far_from_the_zones() -> None:
+    zone = {"name": "kerb", "polygon": [[0.0, 0.7], [0.4, 0.7], [0.4, 1.0], [0.0, 1.0]]}
+    p = pipeline(camera(zones=[zone], motion={"zones_only": True, "zone_margin": 0.05}))
+    still = frame_with([])
+    assert p.gate(still, 0.0) is not None  # full check, seeds the background
+    far = p.gate(frame_with([("red", (500, 40))]), 0.2)  # top right: nowhere near the kerb
+    assert far is not None
+    assert far.decision.reason is Reason.NO_MOTION
+    near = p.gate(frame_with([("red", (60, 280))]), 0.4)  # on the kerb
+    assert near is not None
+    assert near.decision.reason is Reason.MOTION
+    assert p.near_zones((0.1, 0.6, 0.2, 0.72))  # within the margin above the kerb
+    assert not p.near_zones((0.8, 0.0, 0.9, 0.1))  # a tracked walker up there does not keep the model busy
+
+
+def test_thermal_frames_ride_along_with_the_video(tmp_path: Path, squares: Detector) -> None:
+    from edge.camera import ThermalReplay
+
+    stack = np.stack([np.full((12, 16), 20.0 + i, np.float16) for i in range(3)])
+    np.savez(tmp_path / "thermal.npz", temps=stack)
+    replay = ThermalReplay(tmp_path / "thermal.npz")
+    config = camera(kind="thermal")
+    p = CameraPipeline(config, 60.0, [], thermal=replay)
+    seen: list[float] = []
+
+    def record(pl: CameraPipeline, item: WorkItem, obs: FrameObservation, drafts: list[EventDraft]) -> None:
+        assert obs.thermal is not None
+        seen.append(float(obs.thermal[0, 0]))
+
+    drive(DetectorWorker(squares, {"c1": p}, record), {"c1": p}, [(i / 10, frame_with([])) for i in range(10)])
+    assert seen == [20.0, 21.0, 22.0, 20.0, 21.0]  # one radiometric frame per analysed frame, looping

@@ -108,10 +108,12 @@ def find_plates(raw_texts: Sequence[str]) -> list[tuple[str, PlateKind]]:
         for start in range(len(candidate)):
             if candidate[start] not in PROVINCES and candidate[start] not in "使0123456789":
                 continue
-            for length in (8, 7):
+            for length in (8, 7):  # the longest plate starting here wins (粤BD12345 contains 粤BD1234)
                 parsed = parse_plate(candidate[start : start + length])
-                if parsed is not None and parsed not in found:
-                    found.append(parsed)
+                if parsed is not None:
+                    if parsed not in found:
+                        found.append(parsed)
+                    break
     return found
 
 
@@ -178,9 +180,11 @@ class AgentClprReader:
     """agentclpr (Apache-2.0, ONNX inside the wheel): plate detection + recognition; OCR fallback on the crop."""
 
     def __init__(self) -> None:
-        from agentclpr import CLPSystem
+        with warnings.catch_warnings(), np.errstate(all="ignore"):
+            warnings.simplefilter("ignore")  # its server dependencies import imghdr; its warm-up averages nothing
+            from agentclpr import CLPSystem
 
-        self._system: Any = CLPSystem()
+            self._system: Any = CLPSystem()
         for name in ("root", "ppocr"):  # agentocr attaches a DEBUG stdout handler to a logger named "root"
             logging.getLogger(name).setLevel(logging.WARNING)
 

@@ -180,15 +180,6 @@ class AnalyticsConfig(StrictModel):
     def _check_tz(cls, name: str) -> str:
         return check_timezone(name)
 
-    @model_validator(mode="after")
-    def _check_schedules(self) -> AnalyticsConfig:
-        for section, entries in self.sections():
-            for i, entry in enumerate(entries):
-                if entry.schedule is not None and entry.schedule not in self.schedules:
-                    known = ", ".join(sorted(self.schedules)) or "none defined"
-                    raise ValueError(f"{section}[{i}]: undefined schedule {entry.schedule!r} (schedules: {known})")
-        return self
-
     def sections(self) -> list[tuple[str, Sequence[ParkingConfig | DumpingConfig | SmokeFireConfig | WaterConfig]]]:
         """(section name, entries) of every analytic."""
         return [
@@ -204,10 +195,13 @@ class AnalyticsConfig(StrictModel):
 
 
 def zone_issues(analytics: AnalyticsConfig, zone_names: Iterable[str]) -> Iterable[tuple[Loc, str]]:
-    """Cross-check: every zone an analytic names exists on its camera (locations relative to `analytics`)."""
+    """Cross-checks: the zones and schedules analytics name exist (locations relative to `analytics`)."""
     names = set(zone_names)
     for section, entries in analytics.sections():
         for i, entry in enumerate(entries):
             if entry.zone is not None and entry.zone not in names:
                 known = ", ".join(sorted(names)) or "the camera has no zones"
                 yield (section, i, "zone"), f"undefined zone {entry.zone!r} (zones: {known})"
+            if entry.schedule is not None and entry.schedule not in analytics.schedules:
+                known = ", ".join(sorted(analytics.schedules)) or "none defined"
+                yield (section, i, "schedule"), f"undefined schedule {entry.schedule!r} (schedules: {known})"

@@ -103,6 +103,8 @@ class IllegalParking:
         seen = [t for t in observation.tracks
                 if t.label in self.labels and t.missed_frames == 0 and t.score >= self.config.min_score]  # fmt: skip
         drafts: list[EventDraft] = []
+        for vehicle in [v for v in self.vehicles if ts - v.last_seen > self.config.occlusion_s]:
+            drafts += self._leave(vehicle, vehicle.last_seen, ts)  # unseen too long (or the agent was down)
         if ended:
             drafts += self._schedule_ended(ts)
         matched = self._match(seen, {t.track_id for t in observation.tracks}, ts, drafts)

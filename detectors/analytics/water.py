@@ -75,8 +75,20 @@ def wet_blocks(reference: F32, current: F32, diff_threshold: float, ncc_threshol
     cur_chroma = cur_mean / np.maximum(cur_mean.sum(axis=2, keepdims=True), 1.0)
     chroma = np.abs(ref_chroma - cur_chroma).sum(axis=2)
     brighter = cur_grey.mean(axis=2) - ref_grey.mean(axis=2) > diff_threshold  # glare on water
-    wet: Mask = (textured & (ncc < ncc_threshold)) | (chroma > chroma_threshold) | brighter
-    return wet
+    changed = (textured & (ncc < ncc_threshold)) | (chroma > chroma_threshold) | brighter
+    # Water lies in patches; lines one block wide are the edges of shadows or of passing objects.
+    return _open2x2(changed)
+
+
+def _open2x2(mask: Mask) -> Mask:
+    """Morphological opening with a 2x2 square: the union of all 2x2 squares that lie inside the mask."""
+    squares = mask[:-1, :-1] & mask[1:, :-1] & mask[:-1, 1:] & mask[1:, 1:]
+    out = np.zeros_like(mask)
+    out[:-1, :-1] |= squares
+    out[1:, :-1] |= squares
+    out[:-1, 1:] |= squares
+    out[1:, 1:] |= squares
+    return out
 
 
 class StandingWater:
@@ -186,10 +198,12 @@ class StandingWater:
         h, w = small.shape[:2]
         if self.reference is None or self.reference.shape != small.shape:
             if self._given_reference is not None:
-                self.reference = self._small(self._given_reference)
-            elif not water_boxes and not occluded.any():
-                self.reference = small.copy()
-            return np.zeros((h, w), bool)
+                self.reference = np.asarray(cv2.resize(self._given_reference, (w, h), interpolation=cv2.INTER_AREA),
+                                            np.float32)  # fmt: skip
+            else:
+                if not water_boxes and not occluded.any():
+                    self.reference = small.copy()
+                return np.zeros((h, w), bool)
         gain = float(np.median(self.reference)) / max(float(np.median(small)), 1.0)  # global lighting change
         blocks = wet_blocks(self.reference, small * gain, self.config.diff_threshold)
         mask = np.repeat(np.repeat(blocks, BLOCK, axis=0), BLOCK, axis=1)

@@ -83,6 +83,7 @@ class AlertingCore:
         self._scheduled: dict[str, float] = {}
         self._recheck_at = 0.0
         self._evict_at = 0.0
+        self._day_cache = (-1, "")
         self.signals = SignalDesk(self)
         for silence in config.silences:
             self.state.silences[silence.id] = Silence(
@@ -138,8 +139,11 @@ class AlertingCore:
             heapq.heappush(self._heap, (due, record.id))
 
     def day(self, now: float) -> str:
-        """The local date (YYYY-MM-DD) for per-day counters."""
-        return datetime.fromtimestamp(now, self.config.tz).strftime("%Y-%m-%d")
+        """The local date (YYYY-MM-DD) for per-day counters (cached per minute: it is asked often)."""
+        minute = int(now // 60)
+        if minute != self._day_cache[0]:
+            self._day_cache = (minute, datetime.fromtimestamp(now, self.config.tz).strftime("%Y-%m-%d"))
+        return self._day_cache[1]
 
     # ----- inputs ------------------------------------------------------------------------------------
     def on_signal(self, signal: RuleSignal, now: float) -> Changes:

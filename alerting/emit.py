@@ -47,6 +47,7 @@ class Changes:
     cameras: dict[str, tuple[str, float]] = field(default_factory=dict)
     stats: dict[tuple[str, str], dict[str, int]] = field(default_factory=lambda: defaultdict(dict))
     meta: dict[str, str] = field(default_factory=dict)
+    docs: dict[str, bytes] = field(default_factory=dict)  # incident id -> its retained document
     alerts: int = 0
 
     def touch(self, record: IncidentRecord) -> None:
@@ -140,6 +141,6 @@ class Emitter:
         """Append the retained `incident/{id}` document of every changed, unarchived incident."""
         for record in changes.incidents.values():
             if record.archived_at is None:
-                topic = self.topics.incident(record.id)
-                changes.outbox.append(OutboxEntry(topic, encode(record.incident), retain=True))
+                doc = changes.docs[record.id] = encode(record.incident)
+                changes.outbox.append(OutboxEntry(self.topics.incident(record.id), doc, retain=True))
         return changes

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from qinghe.bus import InboundMessage, MqttBus
 from qinghe.codec import decode, encode
 from qinghe.config import BrokerConfig
-from qinghe.contracts import Alert, AlertKind, CommandAction, IncidentCommand
+from qinghe.contracts import Alert, AlertKind, CommandAction, Incident, IncidentCommand, IncidentState
 from qinghe.errors import PayloadError
 from qinghe.topics import Topics
 
@@ -42,7 +42,8 @@ class ResponderPlan:
 
 
 class SimulatedResponder:
-    """Listens on `alert/+/+` and answers every `opened` alert with the plan's commands."""
+    """Listens on `alert/+/+` (and the retained `incident/+`) and answers every open incident with the
+    plan's commands, timed from the incident's opening. `sent` lists what it sent."""
 
     def __init__(self, broker: BrokerConfig, plan: ResponderPlan, name: str = "responder-1") -> None:
         self.plan = plan
@@ -50,6 +51,7 @@ class SimulatedResponder:
         self.topics = Topics(broker.topic_prefix)
         self.bus = MqttBus(broker, f"qinghe-sim-{name}", clean_start=True)
         self.bus.subscribe(self.topics.filter("alert"), self._on_alert)
+        self.bus.subscribe(self.topics.filter("incident"), self._on_incident)  # retained: catches up on start
         self.sent: list[tuple[str, CommandAction]] = []
         self._heap: list[tuple[float, int, str, CommandAction]] = []
         self._seen: set[str] = set()
@@ -77,16 +79,29 @@ class SimulatedResponder:
             alert = decode(Alert, message.payload)
         except PayloadError:
             return
-        if alert.kind is not AlertKind.OPENED or alert.incident_id in self._seen:
+        if alert.kind is AlertKind.OPENED:
+            self._take(alert.incident)
+
+    def _on_incident(self, message: InboundMessage) -> None:
+        if not message.payload:
             return
-        if self.plan.types and alert.type not in self.plan.types:
+        try:
+            incident = decode(Incident, message.payload)
+        except PayloadError:
             return
-        self._seen.add(alert.incident_id)
-        start = time.monotonic()
+        if incident.state is IncidentState.OPEN:
+            self._take(incident)
+
+    def _take(self, incident: Incident) -> None:
+        """Plan the commands for a newly seen open incident, timed from its opening."""
         with self._cond:
+            if incident.id in self._seen or (self.plan.types and incident.type not in self.plan.types):
+                return
+            self._seen.add(incident.id)
+            opened = time.monotonic() - max(0.0, time.time() - incident.opened_at)
             for delay, action in self.plan.commands():
                 self._n += 1
-                heapq.heappush(self._heap, (start + delay, self._n, alert.incident_id, action))
+                heapq.heappush(self._heap, (opened + delay, self._n, incident.id, action))
             self._cond.notify_all()
 
     def _run(self) -> None:

@@ -68,6 +68,9 @@ def open_maintenance(
     windows: Iterable[MaintenanceWindow], fields: Mapping[str, str], now: float, tz: ZoneInfo
 ) -> MaintenanceWindow | None:
     """The first maintenance window open at `now` (local time in `tz`) that matches."""
+    windows = list(windows)
+    if not windows:
+        return None
     local = datetime.fromtimestamp(now, tz)
     return next((w for w in windows if matches(w.matchers, fields) and w.contains(local)), None)
 

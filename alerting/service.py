@@ -31,14 +31,6 @@ STAGE = "alerting"
 PURGE_EVERY_S = 3600.0
 
 
-class _Outbox(Outbox):
-    """The foundation outbox, woken as soon as the store committed rows into its table."""
-
-    def wake(self) -> None:
-        """Rows were added by another connection: pump now."""
-        self._wake.set()
-
-
 class AlertingService:
     """Incidents, clocks, escalation, voice warnings and webhooks for one central site."""
 
@@ -62,7 +54,7 @@ class AlertingService:
         self.service_name = f"{config.service_id}-alerting"
         availability = Availability(self.topics.build("service_availability", service=self.service_name))
         self.bus = MqttBus(config.broker, self.service_name, availability=availability, manual_ack=True)
-        self.outbox = _Outbox(self.store.path, self.bus)
+        self.outbox = Outbox(self.store.path, self.bus)
         self.renderer = EspeakRenderer(self.settings.speakers.voice, self.settings.speakers.espeak_binary)
         self.voice_dir = config.resolve(config_dir, self.settings.speakers.local_audio_dir)
         adapters = dict(speakers) if speakers is not None else self._adapters(state_dir, on_voice_file)
@@ -92,7 +84,7 @@ class AlertingService:
 
     def _publish(self, entries: list[OutboxEntry]) -> None:
         self.store.put_outbox(entries)
-        self.outbox.wake()
+        self.outbox.pump()
 
     def _adapter_key(self, speaker_id: str) -> str:
         name = self.settings.speakers.adapter_of(speaker_id)
@@ -173,7 +165,8 @@ class AlertingService:
         if changes.empty():
             return
         self.store.commit(changes, self.core.state.next_seq)
-        self.outbox.wake()
+        if changes.outbox:
+            self.outbox.pump()  # hand the rows to paho now, without waiting for the pump thread
         for task in changes.dispatch:
             self.voice.submit(_warning(task))
         if changes.webhooks:

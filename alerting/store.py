@@ -5,14 +5,18 @@ same transaction as the state change that produced them.
 
 from __future__ import annotations
 
+import json
+import sqlite3
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from alerting.core import CoreState
 from alerting.emit import Changes
 from alerting.model import RECORD, SILENCE, SUPPRESSED, VOICE, IncidentRecord, dump
+from qinghe.codec import encode
 from qinghe.outbox import OutboxEntry, open_sqlite
 
 _SCHEMA = """
@@ -26,7 +30,7 @@ CREATE TABLE IF NOT EXISTS outbox (
 CREATE TABLE IF NOT EXISTS incidents (
     id TEXT PRIMARY KEY, type TEXT NOT NULL, colour TEXT NOT NULL, state TEXT NOT NULL, zone TEXT NOT NULL,
     rule_id TEXT NOT NULL, team TEXT NOT NULL, opened_at REAL NOT NULL, updated_at REAL NOT NULL,
-    archived_at REAL, outcome TEXT, record BLOB NOT NULL
+    archived_at REAL, outcome TEXT, doc BLOB NOT NULL, ext BLOB NOT NULL
 );
 CREATE INDEX IF NOT EXISTS incidents_archived ON incidents(archived_at);
 CREATE INDEX IF NOT EXISTS incidents_opened ON incidents(opened_at);
@@ -87,10 +91,10 @@ class AlertingStore:
             self._db.execute("COMMIT")
 
     def _write(self, ch: Changes, next_seq: int | None) -> None:
-        db = self._db
+        db = _Skipper(self._db)
         db.executemany(
-            "INSERT OR REPLACE INTO incidents VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-            [_incident_row(r) for r in ch.incidents.values()],
+            "INSERT OR REPLACE INTO incidents VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            [_incident_row(r, ch.docs.get(r.id)) for r in ch.incidents.values()],
         )
         db.executemany(
             "INSERT OR REPLACE INTO voice VALUES (?,?,?)",
@@ -109,7 +113,7 @@ class AlertingStore:
         db.executemany("DELETE FROM suppressed WHERE dedup_key = ?", [(k,) for k in ch.suppressed_removed])
         db.executemany("INSERT OR REPLACE INTO seen VALUES (?,?)", ch.seen)
         if ch.seen_evict_before is not None:
-            db.execute("DELETE FROM seen WHERE ts < ?", (ch.seen_evict_before,))
+            self._db.execute("DELETE FROM seen WHERE ts < ?", (ch.seen_evict_before,))
         db.executemany("INSERT OR REPLACE INTO cameras VALUES (?,?,?)", [(k, s, t) for k, (s, t) in ch.cameras.items()])
         db.executemany(
             "INSERT INTO rule_stats VALUES (?,?,?,?) ON CONFLICT(day, rule_id, name) DO UPDATE SET n = n + excluded.n",
@@ -147,8 +151,8 @@ class AlertingStore:
         with self._lock:
             db = self._db
             state = CoreState()
-            for (blob,) in db.execute("SELECT record FROM incidents WHERE archived_at IS NULL"):
-                record = RECORD.validate_json(blob)
+            for doc, ext in db.execute("SELECT doc, ext FROM incidents WHERE archived_at IS NULL"):
+                record = _record(doc, ext)
                 state.records[record.id] = record
             state.voice = {w: VOICE.validate_json(b) for w, b in db.execute("SELECT warning_id, task FROM voice")}
             state.silences = {i: SILENCE.validate_json(b) for i, b in db.execute("SELECT id, silence FROM silences")}
@@ -163,17 +167,17 @@ class AlertingStore:
 
     def records(self, *, include_archived: bool = True, since: float | None = None) -> Iterator[IncidentRecord]:
         """Stored incidents (for reports), oldest first."""
-        query = "SELECT record FROM incidents WHERE (? OR archived_at IS NULL) AND opened_at >= ? ORDER BY opened_at"
+        query = "SELECT doc, ext FROM incidents WHERE (? OR archived_at IS NULL) AND opened_at >= ? ORDER BY opened_at"
         with self._lock:
             rows = self._db.execute(query, (int(include_archived), since or 0.0)).fetchall()
-        for (blob,) in rows:
-            yield RECORD.validate_json(blob)
+        for doc, ext in rows:
+            yield _record(doc, ext)
 
     def record(self, incident_id: str) -> IncidentRecord | None:
         """One stored incident, archived or not."""
         with self._lock:
-            row = self._db.execute("SELECT record FROM incidents WHERE id = ?", (incident_id,)).fetchone()
-        return RECORD.validate_json(row[0]) if row else None
+            row = self._db.execute("SELECT doc, ext FROM incidents WHERE id = ?", (incident_id,)).fetchone()
+        return _record(row[0], row[1]) if row else None
 
     def rule_stats(self, since_day: str = "") -> dict[str, dict[str, int]]:
         """Per-rule counters summed over days >= `since_day` (YYYY-MM-DD)."""
@@ -258,7 +262,25 @@ class AlertingStore:
             return int(self._db.execute("SELECT COUNT(*) FROM webhooks").fetchone()[0])
 
 
-def _incident_row(record: IncidentRecord) -> tuple[object, ...]:
+class _Skipper:
+    """Runs executemany only when there are rows (most steps touch few tables)."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+
+    def executemany(self, sql: str, rows: list[Any]) -> None:
+        if rows:
+            self.db.executemany(sql, rows)
+
+
+def _record(doc: bytes, ext: bytes) -> IncidentRecord:
+    """An incident record from its public document and the rest of the record."""
+    data = json.loads(ext)
+    data["incident"] = json.loads(doc)
+    return RECORD.validate_python(data)
+
+
+def _incident_row(record: IncidentRecord, doc: bytes | None) -> tuple[object, ...]:
     inc = record.incident
     return (
         inc.id,
@@ -272,5 +294,6 @@ def _incident_row(record: IncidentRecord) -> tuple[object, ...]:
         inc.updated_at,
         record.archived_at,
         inc.outcome,
-        dump(RECORD, record),
+        doc if doc is not None else encode(inc),
+        RECORD.dump_json(record, exclude={"incident"}),
     )

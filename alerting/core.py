@@ -296,7 +296,11 @@ class AlertingCore:
         changes.touch(record)
         changes.outbox.append(OutboxEntry(self.topics.incident(record.id), b"", retain=True))
         del self.state.records[record.id]
-        self.by_zone.get(record.incident.zone, set()).discard(record.id)
+        zone = self.by_zone.get(record.incident.zone)
+        if zone is not None:
+            zone.discard(record.id)
+            if not zone:
+                del self.by_zone[record.incident.zone]
         for key in [k for k, v in self.keys.items() if v == record.id]:
             del self.keys[key]
 

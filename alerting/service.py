@@ -157,7 +157,8 @@ class AlertingService:
             self._commit(self.core.tick(now))
             if now >= self._purge_at:
                 self._purge_at = now + PURGE_EVERY_S
-                purged = self.store.purge(now - self.settings.purge_after_s)
+                horizon = now - self.settings.purge_after_s
+                purged = self.store.purge(horizon, self.core.day(horizon))
                 if purged:
                     log.info("purged %d archived incidents", purged)
 

@@ -137,12 +137,13 @@ class AlertingStore:
         """Queue messages that carry no state change (dead letters, speaker commands)."""
         self.commit(Changes(outbox=list(entries)))
 
-    def purge(self, archived_before: float) -> int:
-        """Delete incidents archived before `archived_before`; returns how many."""
+    def purge(self, archived_before: float, day_before: str = "") -> int:
+        """Delete incidents archived before `archived_before` and rule counters of days before `day_before`."""
         with self._lock:
             cursor = self._db.execute(
                 "DELETE FROM incidents WHERE archived_at IS NOT NULL AND archived_at < ?", (archived_before,)
             )
+            self._db.execute("DELETE FROM rule_stats WHERE day < ?", (day_before,))
             return cursor.rowcount
 
     # ----- reads -------------------------------------------------------------------------------------

@@ -222,3 +222,19 @@ def test_alert_payload_is_the_contract_json(tmp_path: Path) -> None:
     assert body["incident"]["state"] == "open"
     assert body["ts"].endswith("Z")
     assert {c["name"] for c in body["incident"]["sla"]} == {"acknowledge", "on_site", "handled"}
+
+
+def test_archived_incidents_and_old_counters_are_purged(tmp_path: Path) -> None:
+    h = Harness(tmp_path, {"archive_after_s": 60})
+    h.send(signal(key="k"))
+    incident_id = h.only().id
+    h.command(incident_id, cmd("resolve"))
+    h.command(incident_id, cmd("close"))
+    h.advance(60)
+    assert h.core.keys == {}
+    assert h.core.by_zone == {}
+    assert h.store.purge(h.clock.now() - 1, "2000-01-01") == 0  # archived just now: kept
+    assert h.store.rule_stats()["r1"]["opened"] == 1
+    assert h.store.purge(h.clock.now() + 1, "2100-01-01") == 1
+    assert h.store.record(incident_id) is None
+    assert h.store.rule_stats() == {}

@@ -16,6 +16,7 @@ import sys
 import textwrap
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -42,26 +43,38 @@ def build_square_model(
     if len(names) != 3:
         raise ValueError("the square model has exactly three classes (one per colour channel)")
     cells = input_size // SQUARE_STRIDE
+    graph = helper.make_graph(
+        _square_nodes(),
+        "qinghe-squares",
+        [helper.make_tensor_value_info("images", TensorProto.FLOAT, ["batch", 3, input_size, input_size])],
+        [helper.make_tensor_value_info("output0", TensorProto.FLOAT, ["batch", 7, cells * cells])],
+        initializer=_square_initializers(cells, gain, offset),
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="qinghe")
+    model.ir_version = 8
+    meta = {
+        "names": repr(dict(enumerate(names))),
+        "imgsz": f"[{input_size}, {input_size}]",
+        "stride": str(SQUARE_STRIDE),
+        "task": "detect",
+        "description": "Qinghe test model: pure-colour 32 px squares",
+    }
+    onnx.helper.set_model_props(model, meta)
+    onnx.checker.check_model(model)
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save(model, str(out))
+    return out
+
+
+def _square_nodes() -> list[Any]:
+    """Pool to 8x8 cells, mean over 4x4 cells (a 32 px window per cell), colour logits, YOLO layout."""
+    from onnx import helper
+
     # Window i spans [8i - 16, 8i + 16): centred on the grid, so 8-aligned squares are covered exactly.
-    # Computed as 8x8 cell means, then a 4x4 mean of cells (same result, a fraction of the cost).
     span = SQUARE_PX // SQUARE_STRIDE
     before, after = span // 2, span // 2 - 1
-    weight = np.full((3, 3, 1, 1), -1.0, np.float32)
-    for c in range(3):
-        weight[c, c, 0, 0] = 2.0  # 3 * own channel - (R + G + B)
-    weight *= gain
-    bias = np.full((3,), -gain * offset, np.float32)
-    centres = (np.arange(cells, dtype=np.float32) * SQUARE_STRIDE).astype(np.float32)
-    cy, cx = np.meshgrid(centres, centres, indexing="ij")
-    boxes = np.stack(
-        [
-            cx.ravel(),
-            cy.ravel(),
-            np.full(cells * cells, SQUARE_PX, np.float32),
-            np.full(cells * cells, SQUARE_PX, np.float32),
-        ]
-    )[None].astype(np.float32)
-    nodes = [
+    return [
         helper.make_node(
             "AveragePool", ["images"], ["cells"], kernel_shape=[SQUARE_STRIDE] * 2, strides=[SQUARE_STRIDE] * 2
         ),
@@ -84,7 +97,22 @@ def build_square_model(
         helper.make_node("Expand", ["boxes", "box_shape"], ["boxes_b"]),
         helper.make_node("Concat", ["boxes_b", "scores"], ["output0"], axis=1),
     ]
-    inits = [
+
+
+def _square_initializers(cells: int, gain: float, offset: float) -> list[Any]:
+    """Colour weights (3 * own channel - sum), the bias, and one fixed 32 px box per grid cell."""
+    from onnx import TensorProto, helper
+
+    weight = np.full((3, 3, 1, 1), -1.0, np.float32)
+    for c in range(3):
+        weight[c, c, 0, 0] = 2.0
+    weight *= gain
+    bias = np.full((3,), -gain * offset, np.float32)
+    centres = (np.arange(cells, dtype=np.float32) * SQUARE_STRIDE).astype(np.float32)
+    cy, cx = np.meshgrid(centres, centres, indexing="ij")
+    size = np.full(cells * cells, SQUARE_PX, np.float32)
+    boxes = np.stack([cx.ravel(), cy.ravel(), size, size])[None].astype(np.float32)
+    return [
         helper.make_tensor("weight", TensorProto.FLOAT, weight.shape, weight.ravel()),
         helper.make_tensor("bias", TensorProto.FLOAT, bias.shape, bias),
         helper.make_tensor("boxes", TensorProto.FLOAT, boxes.shape, boxes.ravel()),
@@ -93,28 +121,6 @@ def build_square_model(
         helper.make_tensor("score_tail", TensorProto.INT64, [2], [3, cells * cells]),
         helper.make_tensor("box_tail", TensorProto.INT64, [2], [4, cells * cells]),
     ]
-    graph = helper.make_graph(
-        nodes,
-        "qinghe-squares",
-        [helper.make_tensor_value_info("images", TensorProto.FLOAT, ["batch", 3, input_size, input_size])],
-        [helper.make_tensor_value_info("output0", TensorProto.FLOAT, ["batch", 7, cells * cells])],
-        initializer=inits,
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="qinghe")
-    model.ir_version = 8
-    meta = {
-        "names": repr(dict(enumerate(names))),
-        "imgsz": f"[{input_size}, {input_size}]",
-        "stride": str(SQUARE_STRIDE),
-        "task": "detect",
-        "description": "Qinghe test model: pure-colour 32 px squares",
-    }
-    onnx.helper.set_model_props(model, meta)
-    onnx.checker.check_model(model)
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    onnx.save(model, str(out))
-    return out
 
 
 # the 80 COCO classes, in the order COCO-trained YOLO models use

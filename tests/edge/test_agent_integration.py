@@ -125,6 +125,8 @@ def _outbox_events(db: Path) -> list[ObjectEvent]:
     conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
     try:
         rows = conn.execute("SELECT payload FROM outbox WHERE topic LIKE '%/event' ORDER BY id").fetchall()
+    except sqlite3.OperationalError:  # the agent created the file but not the table yet
+        rows = []
     finally:
         conn.close()
     return [decode(ObjectEvent, bytes(row[0])) for row in rows]

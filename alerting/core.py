@@ -75,8 +75,7 @@ class AlertingCore:
         self.cameras = dict(cameras)
         self.state = state or CoreState()
         self.emitter = Emitter(config, topics)
-        self.voice = VoiceDesk(config.speakers, config.tz)
-        self.voice.tasks = self.state.voice
+        self.voice = VoiceDesk(config.speakers, config.tz, self.state.voice)
         self.keys: dict[str, str] = {}  # dedup key -> incident id, for members not yet resolved
         self.by_zone: dict[str, set[str]] = {}
         self._heap: list[tuple[float, str]] = []

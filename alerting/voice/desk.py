@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
@@ -42,10 +43,17 @@ class VoiceEvent:
 class VoiceDesk:
     """Holds every voice warning until it is played, failed, expired or suppressed, then for `retention_s`."""
 
-    def __init__(self, config: SpeakersConfig, tz: ZoneInfo) -> None:
+    def __init__(self, config: SpeakersConfig, tz: ZoneInfo, tasks: dict[str, VoiceTask] | None = None) -> None:
         self.config = config
         self.tz = tz
-        self.tasks: dict[str, VoiceTask] = {}
+        self.tasks: dict[str, VoiceTask] = tasks if tasks is not None else {}
+        self._recent: dict[str, deque[float]] = {}  # speaker -> creation times of warnings sent (rate limit)
+        self._awaiting: set[str] = set()  # warnings waiting for a receipt (checked on every tick)
+        for task in sorted(self.tasks.values(), key=lambda t: t.created_at):
+            if task.status is not VoiceStatus.SUPPRESSED:
+                self._recent.setdefault(task.speaker_id, deque()).append(task.created_at)
+            if task.status is VoiceStatus.AWAITING:
+                self._awaiting.add(task.warning_id)
 
     def request(
         self,
@@ -80,6 +88,7 @@ class VoiceDesk:
             self.tasks[warning_id] = task
             return task, VoiceEvent(incident_id, warning_id, "voice_suppressed", f"{speaker_id}: {reason}")
         self.tasks[warning_id] = task
+        self._recent.setdefault(speaker_id, deque()).append(now)
         note = f"to {speaker_id} via {task.adapter}: {text}"
         return task, VoiceEvent(incident_id, warning_id, "voice_requested", note)
 
@@ -111,11 +120,13 @@ class VoiceDesk:
             return [replace(ev, action="voice_played", note=f"{task.speaker_id}: {delivery.detail or 'played'}")]
         if delivery.status is DeliveryStatus.AWAITING_RECEIPT:
             task.status, task.sent_at = VoiceStatus.AWAITING, now
+            self._awaiting.add(warning_id)
             return [replace(ev, action="voice_sent", note=f"{task.speaker_id}, {attempt}")]
         if not delivery.retryable:
             self._finish(task, VoiceStatus.FAILED, now, delivery.detail)
             return [replace(ev, action="voice_failed", note=f"{task.speaker_id}: {delivery.detail} ({attempt})")]
         task.status, task.sent_at, task.detail = VoiceStatus.AWAITING, now, delivery.detail  # retried on timeout
+        self._awaiting.add(warning_id)
         return [replace(ev, action="voice_send_error", note=f"{task.speaker_id}: {delivery.detail} ({attempt})")]
 
     def receipt(self, speaker_id: str, receipt: WarningReceipt, now: float) -> tuple[list[VoiceEvent], list[VoiceTask]]:
@@ -136,8 +147,9 @@ class VoiceDesk:
         """Retry or fail warnings whose acknowledgement is late; forget finished ones after retention."""
         events: list[VoiceEvent] = []
         dispatch: list[VoiceTask] = []
-        for task in list(self.tasks.values()):
-            if task.status is VoiceStatus.AWAITING and now >= (task.sent_at or now) + task.ack_timeout_s:
+        for warning_id in sorted(self._awaiting):
+            task = self.tasks[warning_id]
+            if now >= (task.sent_at or now) + task.ack_timeout_s:
                 more_events, more_dispatch = self._retry_or_fail(task, now, "no acknowledgement in time")
                 events += more_events
                 dispatch += more_dispatch
@@ -165,9 +177,14 @@ class VoiceDesk:
             return [replace(ev, action="voice_failed", note=note)], []
         task.attempts += 1
         task.status, task.sent_at = VoiceStatus.SENDING, None
+        self._awaiting.discard(task.warning_id)
         note = f"{task.speaker_id}: {why}; attempt {task.attempts}/{task.max_attempts}"
         return [replace(ev, action="voice_retry", note=note)], [task]
 
-    @staticmethod
-    def _finish(task: VoiceTask, status: VoiceStatus, now: float, detail: str) -> None:
+    def _finish(self, task: VoiceTask, status: VoiceStatus, now: float, detail: str) -> None:
         task.status, task.finished_at, task.detail = status, now, detail
+        self._awaiting.discard(task.warning_id)
+
+    def rate_state(self) -> dict[str, int]:
+        """Warnings counted against each speaker's rate limit (for tests and diagnostics)."""
+        return {speaker: len(times) for speaker, times in self._recent.items()}

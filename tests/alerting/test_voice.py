@@ -239,3 +239,18 @@ def test_voice_worker_maps_missing_and_broken_adapters_to_failures() -> None:
     assert worker.deliver(_warning("spk1")).retryable is True
     missing = worker.deliver(_warning("spk2"))
     assert (missing.status, missing.retryable) == (DeliveryStatus.FAILED, False)
+
+
+def test_rate_limit_state_is_evicted_and_rebuilt_after_a_restart() -> None:
+    d = desk(defaults={"rate_limit": {"max": 2, "per_s": 60}})
+    request(d, 1)
+    request(d, 2)
+    assert d.rate_state() == {"spk1": 2}
+    restarted = desk(defaults={"rate_limit": {"max": 2, "per_s": 60}})
+    restarted = VoiceDesk(restarted.config, restarted.tz, dict(d.tasks))
+    assert request(restarted, 3, now=T0 + 30) is VoiceStatus.SUPPRESSED  # the budget survived the restart
+    assert request(restarted, 4, now=T0 + 61) is VoiceStatus.SENDING
+    assert restarted.rate_state() == {"spk1": 1}
+    request(restarted, 5, now=T0 + 200, speaker="spk2")
+    request(restarted, 6, now=T0 + 300)  # spk1's old entry is dropped when it is next checked
+    assert restarted.rate_state() == {"spk1": 1, "spk2": 1}

@@ -97,14 +97,12 @@ class VoiceDesk:
         if quiet is not None and quiet.contains(datetime.fromtimestamp(now, self.tz)):
             return f"quiet hours {quiet.start:%H:%M}-{quiet.end:%H:%M}"
         limit = self.config.device(speaker_id).rate_limit or self.config.defaults.rate_limit
-        recent = [
-            t
-            for t in self.tasks.values()
-            if t.speaker_id == speaker_id
-            and t.status is not VoiceStatus.SUPPRESSED
-            and now - t.created_at < limit.per_s
-        ]
-        if len(recent) >= limit.max:
+        recent = self._recent.get(speaker_id)
+        while recent and now - recent[0] >= limit.per_s:
+            recent.popleft()
+        if recent is not None and not recent:
+            del self._recent[speaker_id]  # evicted: nothing sent in the window
+        elif recent is not None and len(recent) >= limit.max:
             return f"rate limit {limit.max} per {limit.per_s:g} s"
         return None
 

@@ -361,7 +361,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--gating", choices=["zones", "frame", "off"], default="zones",
                         help="motion gating near the kerb zone only (default), on the whole frame, or off")  # fmt: skip
     parser.add_argument("--naive-defaults", action="store_true",
-                        help="naive sessions with ONNX Runtime defaults (all cores, spinning) instead of 1 thread")  # fmt: skip
+                        help="naive sessions with ONNX Runtime defaults instead of 1 thread")  # fmt: skip
     parser.add_argument("--agent-ks", default="2,4,6,8,10,12,16,20,24,32")
     parser.add_argument("--naive-ks", default="1,2,3,4,6,8")
     args = parser.parse_args(argv)

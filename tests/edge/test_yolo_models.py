@@ -147,3 +147,24 @@ def test_openvino_backend_matches_onnx_runtime(square_model: Path) -> None:
     (ov_dets,) = create_detector(DetectorConfig(backend=Backend.OPENVINO, model=str(square_model))).detect([frame])
     assert ov_dets.labels() == onnx_dets.labels()
     np.testing.assert_allclose(ov_dets.xyxy, onnx_dets.xyxy, atol=1e-4)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(importlib.util.find_spec("ultralytics") is None, reason="the `models` extra is not installed")
+def test_ultralytics_backend_runs_offline_with_the_same_label_map(
+    yolo11n_onnx: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("YOLO_CONFIG_DIR", str(tmp_path / "ultralytics"))
+    config = DetectorConfig(
+        backend=Backend.ULTRALYTICS, model=str(yolo11n_onnx), input_size=320, score_threshold=1e-5,
+        labels={"car": "vehicle", "truck": "vehicle"},
+    )  # fmt: skip
+    detector = create_detector(config)
+    assert "vehicle" in detector.class_names
+    assert "truck" not in detector.class_names
+    frames = [np.random.default_rng(i).integers(0, 255, (HEIGHT, WIDTH, 3), np.uint8) for i in range(2)]
+    results = detector.detect(frames)
+    assert len(results) == 2
+    for dets in results:
+        assert len(dets) > 0
+        _assert_nms_invariants(dets, config.iou_threshold)

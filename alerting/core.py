@@ -18,12 +18,11 @@ from alerting.lifecycle import apply_command, rejection
 from alerting.model import (
     GraceStatus,
     IncidentRecord,
-    Member,
     Silence,
     Suppressed,
     VoiceTask,
 )
-from alerting.routing import camera_of, cause_of, highest, record_key, signal_key
+from alerting.routing import highest, record_key, signal_key
 from alerting.signals import SignalDesk
 from alerting.voice.desk import Delivery, VoiceDesk, VoiceEvent
 from qinghe.central_config import CameraRefConfig
@@ -34,7 +33,6 @@ from qinghe.contracts import (
     CameraStatus,
     Colour,
     CommandRejected,
-    Incident,
     IncidentCommand,
     IncidentState,
     RuleSignal,
@@ -95,11 +93,12 @@ class AlertingCore:
                 origin="config",
             )
         for record in self.state.records.values():
-            self._index(record)
+            self.index(record)
             self.schedule(record)
 
     # ----- indexes and timers ------------------------------------------------------------------------
-    def _index(self, record: IncidentRecord) -> None:
+    def index(self, record: IncidentRecord) -> None:
+        """Add an incident to the key and zone indexes."""
         self.by_zone.setdefault(record.incident.zone, set()).add(record.id)
         for member in record.members.values():
             if member.status is not SignalStatus.RESOLVED:
@@ -351,46 +350,6 @@ class AlertingCore:
             ):
                 return record
         return None
-
-    def new_record(self, signal: RuleSignal, now: float) -> IncidentRecord:
-        """A fresh incident record for a signal (id, team, tier, clocks)."""
-        seq = self.state.next_seq
-        self.state.next_seq += 1
-        incident_id = f"inc-{self.day(now).replace('-', '')}-{seq:06d}"
-        team = self.config.responders.team_for(signal.incident_type, signal.zone)
-        incident = Incident(
-            id=incident_id,
-            type=signal.incident_type,
-            colour=signal.colour,
-            state=IncidentState.OPEN,
-            opened_at=now,
-            updated_at=now,
-            zone=signal.zone,
-            rule_id=signal.rule_id,
-            dedup_key=signal.dedup_key,
-            message=signal.message,
-            location=signal.location,
-            sources=signal.sources[: self.config.max_sources],
-            sla=sla.start_clocks(self.limits(signal.incident_type, signal.colour), now),
-            evidence=signal.evidence[: self.config.max_evidence],
-            explain=dict(signal.explain),
-            tier=self.config.responders.start_tier(signal.colour),
-            assignee=team,
-            flapping=signal.flapping,
-        )
-        member = Member(signal.dedup_key, signal.rule_id, signal.status, signal.colour, now, camera_of(signal))
-        record = IncidentRecord(
-            incident=incident,
-            members={signal.dedup_key: member},
-            team=team,
-            cause=cause_of(signal),
-            last_signal_at=now,
-            camera_id=camera_of(signal),
-            dropped_sources=max(0, len(signal.sources) - self.config.max_sources),
-        )
-        self.state.records[incident_id] = record
-        self._index(record)
-        return record
 
     def voice_events(self, changes: Changes, events: list[VoiceEvent], now: float) -> None:
         """Record voice events in their incidents' history."""

@@ -180,6 +180,7 @@ class AlertingService:
     # ----- MQTT handlers (paho's thread) -------------------------------------------------------------
     def _guard(self, handler: Callable[[InboundMessage], None]) -> Callable[[InboundMessage], None]:
         def run(message: InboundMessage) -> None:
+            """Handle, dead-letter bad payloads, then acknowledge."""
             try:
                 handler(message)
             except PayloadError as exc:

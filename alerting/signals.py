@@ -7,11 +7,11 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from alerting import parking, routing
+from alerting import parking, routing, sla
 from alerting.emit import Changes
 from alerting.model import GraceStatus, IncidentRecord, Member, Suppressed
 from alerting.voice.text import render_warning
-from qinghe.contracts import ActionSpec, AlertKind, IncidentState, RuleSignal, SignalStatus
+from qinghe.contracts import ActionSpec, AlertKind, Incident, IncidentState, RuleSignal, SignalStatus
 
 if TYPE_CHECKING:
     from alerting.core import AlertingCore
@@ -64,7 +64,7 @@ class SignalDesk:
 
     def open(self, changes: Changes, signal: RuleSignal, now: float) -> IncidentRecord:
         """Open a new incident, then run the rule's actions."""
-        record = self.core.new_record(signal, now)
+        record = self.new_record(signal, now)
         problems = self._targets(record, signal)
         tier = self.core.config.responders.tiers[record.incident.tier]
         note = f"{signal.message} (team {record.team}, tier {record.incident.tier} {tier.name})"
@@ -79,6 +79,47 @@ class SignalDesk:
         for action in signal.actions:
             if action.kind == "voice":
                 self.voice(changes, record, signal, action, now)
+        return record
+
+    def new_record(self, signal: RuleSignal, now: float) -> IncidentRecord:
+        """A fresh incident record for a signal (id, team, tier, clocks)."""
+        core = self.core
+        seq = core.state.next_seq
+        core.state.next_seq += 1
+        incident_id = f"inc-{core.day(now).replace('-', '')}-{seq:06d}"
+        team = core.config.responders.team_for(signal.incident_type, signal.zone)
+        incident = Incident(
+            id=incident_id,
+            type=signal.incident_type,
+            colour=signal.colour,
+            state=IncidentState.OPEN,
+            opened_at=now,
+            updated_at=now,
+            zone=signal.zone,
+            rule_id=signal.rule_id,
+            dedup_key=signal.dedup_key,
+            message=signal.message,
+            location=signal.location,
+            sources=signal.sources[: core.config.max_sources],
+            sla=sla.start_clocks(core.limits(signal.incident_type, signal.colour), now),
+            evidence=signal.evidence[: core.config.max_evidence],
+            explain=dict(signal.explain),
+            tier=core.config.responders.start_tier(signal.colour),
+            assignee=team,
+            flapping=signal.flapping,
+        )
+        member = Member(signal.dedup_key, signal.rule_id, signal.status, signal.colour, now, routing.camera_of(signal))
+        record = IncidentRecord(
+            incident=incident,
+            members={signal.dedup_key: member},
+            team=team,
+            cause=routing.cause_of(signal),
+            last_signal_at=now,
+            camera_id=routing.camera_of(signal),
+            dropped_sources=max(0, len(signal.sources) - core.config.max_sources),
+        )
+        core.state.records[incident_id] = record
+        core.index(record)
         return record
 
     def join(self, changes: Changes, record: IncidentRecord, signal: RuleSignal, now: float) -> None:

@@ -270,6 +270,7 @@ class _Skipper:
         self.db = db
 
     def executemany(self, sql: str, rows: list[Any]) -> None:
+        """Execute `sql` for every row, if any."""
         if rows:
             self.db.executemany(sql, rows)
 

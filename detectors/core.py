@@ -101,6 +101,9 @@ class FrameObservation:
     tracks: tuple[TrackedObject, ...]
     thermal: FloatArray | None = None  # radiometric frame in degrees C, if the camera has one
     full_check: bool = False  # True on scheduled full-frame checks (not motion-gated)
+    # False when the detector did not run on this frame (no motion): the scene has not changed, so
+    # `detections` are those of the last inference, carried forward, and tracks keep their state.
+    inferred: bool = True
 
 
 @dataclass(frozen=True, slots=True)

@@ -120,6 +120,7 @@ class CameraPipeline:
         self._moving = False
         self._stationary = False
         self.analytic_errors = 0
+        self._last_detections = Detections.empty()
 
     # ----- reader thread -------------------------------------------------------------------------
     def wants(self, ts: float) -> bool:
@@ -159,11 +160,12 @@ class CameraPipeline:
         ts = item.ts
         if self.config.detector == "motion" and item.detect:
             detections = _motion_detections(item.motion)
+        inferred = detections is not None and item.detect
         if detections is None or not item.detect:
             tracks = self.tracker.hold(ts)
-            dets = Detections.empty()
+            dets = self._last_detections  # nothing moved: the last inference still describes the scene
         else:
-            dets = self.object_mask.apply(detections)
+            dets = self._last_detections = self.object_mask.apply(detections)
             tracks = self.tracker.update(dets, ts)
         with self._flags_lock:
             relevant = [t for t in tracks if self.near_zones(t.box)]
@@ -172,7 +174,7 @@ class CameraPipeline:
         zone_since = self.membership.update(tracks, ts)
         tracked = tuple(_tracked(t, zone_since.get(t.track_id, {})) for t in tracks)
         observation = FrameObservation(
-            self.camera_id, ts, item.frame, dets, tracked, item.thermal, item.decision.full_check
+            self.camera_id, ts, item.frame, dets, tracked, item.thermal, item.decision.full_check, inferred
         )
         return observation, self._run_analytics(observation)
 

@@ -225,3 +225,18 @@ def test_thermal_frames_ride_along_with_the_video(tmp_path: Path, squares: Detec
 
     drive(DetectorWorker(squares, {"c1": p}, record), {"c1": p}, [(i / 10, frame_with([])) for i in range(10)])
     assert seen == [20.0, 21.0, 22.0, 20.0, 21.0]  # one radiometric frame per analysed frame, looping
+
+
+def test_held_frames_carry_the_last_detections_and_say_so(squares: Detector) -> None:
+    p = pipeline(camera())
+    seen: list[tuple[bool, int]] = []
+
+    def record(pl: CameraPipeline, item: WorkItem, obs: FrameObservation, drafts: list[EventDraft]) -> None:
+        seen.append((obs.inferred, len(obs.detections)))
+
+    parked = frame_with([("green", (300, 240))])
+    drive(DetectorWorker(squares, {"c1": p}, record), {"c1": p}, [(i / 10, parked) for i in range(40)])
+    assert seen[0] == (True, 1)  # the first frame is a full check
+    held = [n for inferred, n in seen if not inferred]
+    assert held, "a still scene must be held"
+    assert all(n == 1 for n in held)  # the parked square is still described on held frames

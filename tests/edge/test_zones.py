@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -130,3 +132,35 @@ def test_mask_image_fills_polygons() -> None:
     assert image[:, :45].min() == 255
     assert image[:, 55:].max() == 0
     assert mask_image([], 10, 10) is None
+
+
+def test_zone_schedule_hook_uses_the_cameras_named_schedules(tmp_path: Path) -> None:
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from edge.analytics_hook import compile_zone_schedules
+    from edge.config_camera import CameraConfig
+
+    camera = CameraConfig.model_validate(
+        {
+            "id": "c1",
+            "detect": {"path": "clip.mp4"},
+            "zones": [{"name": "kerb", "polygon": SQUARE, "schedule": "daytime"}],
+            "analytics": {
+                "schedules": {"daytime": {"windows": [{"days": ["weekday"], "from": "07:00", "to": "19:00"}]}}
+            },
+        }
+    )
+    hooks = compile_zone_schedules(camera, tmp_path)
+    shanghai = ZoneInfo("Asia/Shanghai")
+    monday_10 = datetime(2026, 11, 30, 10, 0, tzinfo=shanghai).timestamp()
+    monday_20 = datetime(2026, 11, 30, 20, 0, tzinfo=shanghai).timestamp()
+    sunday_10 = datetime(2026, 11, 29, 10, 0, tzinfo=shanghai).timestamp()
+    assert [hooks["daytime"](t) for t in (monday_10, monday_20, sunday_10)] == [True, False, False]
+    membership = ZoneMembership([Zone(camera.zones[0], hooks["daytime"])])
+    assert membership.update([track(1, INSIDE)], monday_10)[1] == {}  # inertia 3: not yet
+    membership.update([track(1, INSIDE)], monday_10 + 1)
+    assert "kerb" in membership.update([track(1, INSIDE)], monday_10 + 2)[1]
+    for i in range(3):
+        out = membership.update([track(1, INSIDE)], monday_20 + i)
+    assert out[1] == {}  # the schedule ended: nobody counts as in

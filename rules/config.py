@@ -22,6 +22,9 @@ class RulesConfig(StrictModel):
     event_dedupe_ttl_s: float = Field(7 * 86400.0, gt=0, description="camera event ids remembered this long")
     event_dedupe_max: int = Field(500_000, ge=1000, description="at most this many event ids remembered")
     tick_max_s: float = Field(1.0, gt=0, le=60, description="longest sleep of the timer between time checks")
+    workers: int = Field(
+        1, ge=1, le=64, description="worker processes, each owning a group of zones (only when rules run alone)"
+    )
 
 
 def _is_rule_file(data: Any) -> bool:

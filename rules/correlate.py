@@ -83,29 +83,7 @@ class Correlator:
         return found
 
     def _compute_near(self, clause: Correlation, anchor: tuple[str, str]) -> dict[str, float]:
-        here = self.registry.location_of(*anchor) if anchor[0] != "zone" else None
-        zone = anchor[1] if anchor[0] == "zone" else None
-        out: dict[str, float] = {}
-        if clause.sensors is not None:
-            for s in self.registry.sensors.values():
-                if not clause.sensors.matches(s.id, s.kind, s.zone, s):
-                    continue
-                if here is not None and s.location is not None:
-                    if (d := distance_m(here, s.location)) <= clause.within_m:
-                        out[s.id] = d
-                elif zone is not None and s.zone == zone:
-                    out[s.id] = 0.0
-        else:
-            assert clause.events is not None
-            for c in self.registry.cameras.values():
-                if clause.events.camera is not None and c.id not in clause.events.camera:
-                    continue
-                if here is not None and c.location is not None:
-                    if (d := distance_m(here, c.location)) <= clause.within_m:
-                        out[c.id] = d
-                elif zone is not None and zone in c.zones:
-                    out[c.id] = 0.0
-        return out
+        return sources_near(self.registry, clause, anchor)
 
     def sweep(self, now: float, rules: dict[str, CompiledRule]) -> None:
         """Drop spikes older than their window and probes of sensors long silent."""
@@ -125,6 +103,37 @@ class Correlator:
             keep = max([*rule.correlations[index].series.values(), rule.correlations[index].within_s]) + 60
             for sensor in [s for s, p in probes.items() if now - p.last_input > keep]:
                 del probes[sensor]
+
+
+def sources_near(registry: Registry, clause: Correlation, anchor: tuple[str, str]) -> dict[str, float]:
+    """Source ids of a clause (sensors or cameras) within its radius of an anchor, with their distance.
+
+    An anchor is ("sensor", id), ("camera", id), or ("zone", name) for instances without a location,
+    which correlate with the sources in the same zone.
+    """
+    here = registry.location_of(*anchor) if anchor[0] != "zone" else None
+    zone = anchor[1] if anchor[0] == "zone" else None
+    out: dict[str, float] = {}
+    if clause.sensors is not None:
+        for s in registry.sensors.values():
+            if not clause.sensors.matches(s.id, s.kind, s.zone, s):
+                continue
+            if here is not None and s.location is not None:
+                if (d := distance_m(here, s.location)) <= clause.within_m:
+                    out[s.id] = d
+            elif zone is not None and s.zone == zone:
+                out[s.id] = 0.0
+        return out
+    assert clause.events is not None
+    for c in registry.cameras.values():
+        if clause.events.camera is not None and c.id not in clause.events.camera:
+            continue
+        if here is not None and c.location is not None:
+            if (d := distance_m(here, c.location)) <= clause.within_m:
+                out[c.id] = d
+        elif zone is not None and zone in c.zones:
+            out[c.id] = 0.0
+    return out
 
 
 def ingest_values(inst: Instance, series: dict[str, float], reading: SensorReading, now: float, gap_s: float) -> None:

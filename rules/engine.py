@@ -23,7 +23,7 @@ from rules.signals import add_event_evidence, build_signal
 from rules.state import Env, Instance, Phase, episode_of
 
 SWEEP_EVERY_S = 60.0
-Route = tuple[CompiledRule, float]  # rule, gap seconds for this sensor
+Route = tuple[CompiledRule, float, tuple[str, ...], dict[str, str]]  # rule, gap seconds, instance key, labels
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +56,22 @@ class Engine:
         self._routes: dict[tuple[str, str, str], list[Route]] = {}
         self._corr_routes: dict[tuple[str, str, str], list[tuple[CompiledRule, int, float]]] = {}
         self._last_sweep = 0.0
+        self._index_rules()
+
+    def _index_rules(self) -> None:
+        """Rules by the zone their readings selector names (most rules name one), so routing a new sensor
+        looks at a few candidates, not every rule."""
+        self._by_zone: dict[str, list[CompiledRule]] = {}
+        self._any_zone: list[CompiledRule] = []
+        for rule in self.rules.values():
+            if rule.sensors is None:
+                continue
+            if rule.sensors.zones:
+                for zone in rule.sensors.zones:
+                    self._by_zone.setdefault(zone, []).append(rule)
+            else:
+                self._any_zone.append(rule)
+        self._correlating = [r for r in self.rules.values() if any(c.sensors for c in r.correlations)]
 
     # ----- inputs ----------------------------------------------------------------------------------
     def step(self, item: Input, now: float) -> list[RuleSignal]:
@@ -113,9 +129,9 @@ class Engine:
         if routes is None:
             routes = self._routes[route_key] = self._route_reading(reading)
         out: list[RuleSignal] = []
-        for rule, gap_s in routes:
-            key, labels = rule.reading_key(reading)
-            inst = self._instance(rule, key, labels, now)
+        instances = self.instances
+        for rule, gap_s, key, labels in routes:
+            inst = instances[rule.id].get(key) or self._instance(rule, key, dict(labels), now)
             if inst is None:
                 continue
             _ingest(rule, inst, reading, now, gap_s)
@@ -131,7 +147,9 @@ class Engine:
         interval = info.expected_interval_s if info else 60.0
         routes: list[Route] = []
         corr: list[tuple[CompiledRule, int, float]] = []
-        for rule in self.rules.values():
+        candidates = self._by_zone.get(reading.zone, []) + self._any_zone
+        order = self._rank
+        for rule in sorted(candidates, key=lambda r: order[r.id]):
             gap = rule.model.gap.after or rule.model.gap.factor * interval
             sensors = rule.sensors
             if (
@@ -139,7 +157,10 @@ class Engine:
                 and (reading.kind.value in rule.fields or rule.deadman)
                 and sensors.matches(reading.sensor_id, reading.kind.value, reading.zone, info)
             ):
-                routes.append((rule, gap))
+                key, labels = rule.reading_key(reading)
+                routes.append((rule, gap, key, labels))
+        for rule in self._correlating:
+            gap = rule.model.gap.after or rule.model.gap.factor * interval
             for index, clause in enumerate(rule.correlations):
                 if clause.sensors is not None and clause.sensors.matches(
                     reading.sensor_id, reading.kind.value, reading.zone, info
@@ -294,6 +315,7 @@ class Engine:
         changed = {rid for rid, r in ruleset.rules.items() if rid in old and old[rid].digest != r.digest}
         self.ruleset, self.rules = ruleset, ruleset.rules
         self._rank = {rid: i for i, rid in enumerate(self.rules)}
+        self._index_rules()
         self._heap = [(t, self._rank[rid], key, rid) for t, _r, key, rid in self._heap if rid in self._rank]
         heapq.heapify(self._heap)
         self.instances = {rid: ({} if rid in removed else self.instances.get(rid, {})) for rid in self.rules}

@@ -51,6 +51,11 @@ def evaluate(rule: CompiledRule, inst: Instance, env: Env, boost: int = 0, updat
     now = env.now
     in_schedule = rule.schedule is None or rule.schedule.active(now)
     results: list[Tri] = [t.node.eval(inst, env) if in_schedule else False for t in rule.tiers]
+    if inst.phase is Phase.INACTIVE and not inst.unknown and all(r is False for r in results):
+        # the common case: a quiet instance stays quiet
+        for i in range(len(results)):
+            inst.true_since[i] = None
+        return []
     for i, result in enumerate(results):
         if result is True:
             if inst.true_since[i] is None:

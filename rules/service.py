@@ -28,6 +28,7 @@ from rules.engine import Engine, Input
 from rules.inputs import Ignored, InputDecoder, Rejected
 from rules.registry import Registry
 from rules.reload import RuleWatcher
+from rules.shards import Shard, WorkerPool, plan, restrict
 from rules.stats import FatigueStats
 from rules.store import EventDedupe, StateStore
 
@@ -56,42 +57,73 @@ class RulesService:
         clock: Clock,
         on_signal: Callable[[RuleSignal], None] | None = None,
         subscribe_readings: bool = False,
+        *,
+        shard: Shard | None = None,
     ) -> None:
         self.config = config = merge_registry_files(config, Path(config_dir))
         self.settings = settings = config.rules
         self.clock = clock
         self.on_signal = on_signal
+        self.shard = shard
         self.topics = Topics(config.broker.topic_prefix)
         self.registry = Registry.from_central(config)
-        state_dir = config.resolve(config_dir, config.state_dir)
         files = [config.resolve(config_dir, name) for name in settings.files]
         self.watcher = RuleWatcher(files, self.registry)
-        self.engine = Engine(self.watcher.load(clock.now()), self.registry)  # a broken file fails the start
-        self.store = StateStore(state_dir / settings.state_file)
+        ruleset = self.watcher.load(clock.now())  # a broken file fails the start
+        self.pool: WorkerPool | None = None
+        if shard is None and settings.workers > 1 and subscribe_readings and on_signal is None:
+            self.pool = WorkerPool(config, Path(config_dir), plan(self.registry, ruleset, settings.workers))
+            return  # this process only supervises the workers
+        if shard is None and settings.workers > 1:
+            log.warning("rules.workers=%d ignored: readings arrive in-process from ingest", settings.workers)
+        own = restrict(self.registry, shard) if shard is not None else self.registry
+        self.engine = Engine(ruleset, own)
+        self._wire(config, Path(config_dir), subscribe_readings)
+
+    def _wire(self, config: CentralConfig, config_dir: Path, subscribe_readings: bool) -> None:
+        settings, suffix = config.rules, f".{self.shard.name}" if self.shard else ""
+        state_dir = config.resolve(config_dir, config.state_dir)
+        self.store = StateStore(state_dir / (settings.state_file + suffix))
         self._restore()
         self.dedupe = EventDedupe(self.store, settings.event_dedupe_ttl_s, settings.event_dedupe_max)
         self.stats = FatigueStats()
         self.decoder = InputDecoder(config, self.topics)
-        name = f"{config.service_id}-rules"
+        name = f"{config.service_id}-rules" + (f"-{self.shard.name}" if self.shard else "")
         availability = Availability(self.topics.build("service_availability", service=name))
         self.bus = MqttBus(config.broker, name, availability=availability)
-        self.outbox = Outbox(state_dir / settings.outbox_file, self.bus)
+        self.outbox = Outbox(state_dir / (settings.outbox_file + suffix), self.bus)
         self._lock = threading.RLock()
         self._stop = threading.Event()
         self._timer: threading.Thread | None = None
-        now = clock.now()
+        now = self.clock.now()
         self._next_reload = now + settings.reload_interval_s
         self._next_checkpoint = now + settings.checkpoint_interval_s
         self._next_stats = now + settings.stats_interval_s
         self._status_dirty = True
-        self.bus.subscribe(self.topics.filter("camera_event"), self._on_message)
-        self.bus.subscribe(self.topics.filter("camera_status"), self._on_message)
-        if subscribe_readings:
-            self.bus.subscribe(self.topics.filter("sensor_reading"), self._on_message)
+        self.first_input_at: float | None = None
+        self.last_input_at: float | None = None
+        self._subscribe(subscribe_readings)
+
+    def _subscribe(self, subscribe_readings: bool) -> None:
+        t = self.topics
+        if self.shard is None:
+            self.bus.subscribe(t.filter("camera_event"), self._on_message)
+            self.bus.subscribe(t.filter("camera_status"), self._on_message)
+            if subscribe_readings:
+                self.bus.subscribe(t.filter("sensor_reading"), self._on_message)
+            return
+        for camera in sorted(self.shard.cameras):  # a worker takes only what it owns
+            self.bus.subscribe(t.build("camera_event", camera_id=camera), self._on_message)
+            self.bus.subscribe(t.build("camera_status", camera_id=camera), self._on_message)
+        for sensor in sorted(self.shard.sensors):
+            self.bus.subscribe(t.sensor_reading(sensor), self._on_message)
 
     # ----- lifecycle -------------------------------------------------------------------------------
     def start(self, wait_s: float = 10.0) -> None:
         """Start the outbox and the timer, then connect (retrying in the background if the broker is down)."""
+        if self.pool is not None:
+            self.pool.start()
+            return
         self.outbox.start()
         self.tick()  # timers that fell due while the service was down fire now, at their deadlines
         self._timer = threading.Thread(target=self._run_timer, name="rules-timer", daemon=True)
@@ -104,6 +136,9 @@ class RulesService:
 
     def stop(self, flush_s: float = 5.0) -> None:
         """Stop the timer, checkpoint, flush the outbox, disconnect."""
+        if self.pool is not None:
+            self.pool.stop()
+            return
         self._stop.set()
         if self._timer is not None:
             self._timer.join(timeout=5)
@@ -118,6 +153,8 @@ class RulesService:
     # ----- inputs ----------------------------------------------------------------------------------
     def handle_reading(self, reading: SensorReading) -> None:
         """A validated reading from ingest (thread-safe)."""
+        if self.pool is not None:
+            raise RuntimeError("this rules service runs worker processes that read from MQTT")
         self._step(reading)
 
     def handle_event(self, event: ObjectEvent) -> bool:
@@ -142,7 +179,11 @@ class RulesService:
 
     def _step(self, item: Input) -> None:
         with self._lock:
-            signals = self.engine.step(item, self.clock.now())
+            now = self.clock.now()
+            if self.first_input_at is None:
+                self.first_input_at = now
+            self.last_input_at = now
+            signals = self.engine.step(item, now)
             if signals:
                 self._emit(signals)
 
@@ -248,6 +289,8 @@ class RulesService:
             }
 
     def _publish_status(self) -> None:
+        if self.shard is not None and self.shard.index > 0:
+            return  # every worker loads the same files; the first one speaks for all
         topic = self.topics.build("rules_status")
         self.bus.publish(topic, json.dumps(self.status(), ensure_ascii=False), retain=True)
         self._status_dirty = False
@@ -255,5 +298,7 @@ class RulesService:
     def _publish_stats(self) -> None:
         payload = self.stats.summary(self.clock.now())
         payload["instances"] = self.engine.summary()
-        topic = self.topics.build("rules_stats")
+        payload["counters"] = dict(self.engine.counters)
+        payload["first_input_at"], payload["last_input_at"] = self.first_input_at, self.last_input_at
+        topic = self.topics.build("rules_stats") + (f"/{self.shard.name}" if self.shard else "")
         self.bus.publish(topic, json.dumps(payload, ensure_ascii=False), retain=True)

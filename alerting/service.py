@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -142,8 +143,14 @@ class AlertingService:
     # ----- entry points ------------------------------------------------------------------------------
     def handle_signal(self, signal: RuleSignal) -> None:
         """Apply a rule signal; its effects are on disk (and queued for MQTT) when this returns."""
-        with self._lock:
-            self._commit(self.core.on_signal(signal, self.clock.now()))
+        try:
+            with self._lock:
+                self._commit(self.core.on_signal(signal, self.clock.now()))
+        except PayloadError as exc:  # a signal we cannot publish: keep it, with the reason, and go on
+            log.warning("rejected signal %s: %s", signal.signal_id, exc.reason)
+            letter = dead_letter(self.topics.filter("rule_signal"), encode(signal), exc.reason, self.clock.now(), STAGE)
+            with self._lock:
+                self._commit(Changes(outbox=[OutboxEntry(self.topics.deadletter(STAGE), encode(letter))]))
 
     def command(self, incident_id: str, command: IncidentCommand) -> None:
         """Apply a responder command in-process (same path as `incident/{id}/cmd`)."""
@@ -165,7 +172,12 @@ class AlertingService:
     def _commit(self, changes: Changes) -> None:
         if changes.empty():
             return
-        self.store.commit(changes, self.core.state.next_seq)
+        try:
+            self.store.commit(changes, self.core.state.next_seq)
+        except sqlite3.Error as exc:  # memory ran ahead of the disk: go back to what is on disk
+            log.exception("could not store alerting state; reloading it from %s", self.store.path)
+            self.core = AlertingCore(self.settings, self.topics, self.config.camera_map(), self.store.load())
+            raise RetryableError(f"alerting state not stored: {exc}") from exc
         if changes.outbox:
             self.outbox.pump()  # hand the rows to paho now, without waiting for the pump thread
         for task in changes.dispatch:

@@ -12,6 +12,7 @@ from alerting.emit import Changes
 from alerting.model import GraceStatus, IncidentRecord, Member, Suppressed
 from alerting.voice.text import render_warning
 from qinghe.contracts import ActionSpec, AlertKind, Incident, IncidentState, RuleSignal, SignalStatus
+from qinghe.errors import PayloadError
 
 if TYPE_CHECKING:
     from alerting.core import AlertingCore
@@ -26,7 +27,11 @@ class SignalDesk:
         self.core = core
 
     def handle(self, changes: Changes, signal: RuleSignal, now: float) -> None:
-        """One signal: ignored if its id was seen, else routed by status."""
+        """One signal: ignored if its id was seen, else routed by status.
+
+        Raises PayloadError, before changing anything, if the signal cannot become topics.
+        """
+        check_topic_level("incident_type", signal.incident_type)
         state = self.core.state
         if signal.signal_id in state.seen:
             return
@@ -284,8 +289,8 @@ class SignalDesk:
         core = self.core
         camera = core.cameras.get(signal.camera_id or "")
         speaker = action.target or (camera.speaker_id if camera is not None else None)
-        if not speaker:
-            why = f"voice action has no target and camera {signal.camera_id!r} has no speaker_id"
+        if not speaker or not topic_safe(speaker):
+            why = f"voice action has no usable target ({speaker!r}) and camera {signal.camera_id!r} no speaker_id"
             self._note(changes, record, "voice_failed", why, now)
             return
         plate = signal.explain.get("plate") or action.params.get("plate")
@@ -330,7 +335,7 @@ class SignalDesk:
         problems: list[str] = []
         for action in signal.actions:
             if action.kind == "notify" and action.target:
-                if any(ch in action.target for ch in "+#\0") or not action.target.strip("/"):
+                if not all(topic_safe(level) for level in action.target.strip("/").split("/")):
                     problems.append(f"notify target {action.target!r} cannot be a topic")
                 elif action.target not in record.notify_targets:
                     record.notify_targets.append(action.target)
@@ -342,6 +347,17 @@ class SignalDesk:
             elif action.kind not in ("voice", "grace", "notify"):
                 problems.append(f"unknown action kind {action.kind!r}")
         return problems
+
+
+def topic_safe(level: str) -> bool:
+    """Can `level` be one topic level (non-empty, no / + # or NUL)?"""
+    return bool(level) and not any(ch in level for ch in "/+#\0")
+
+
+def check_topic_level(name: str, value: str) -> None:
+    """Raise PayloadError if `value` cannot be a topic level."""
+    if not topic_safe(value):
+        raise PayloadError(f"{name} {value!r} cannot be used in a topic (empty, or has / + # or NUL)")
 
 
 def _int(value: object, default: int) -> int:

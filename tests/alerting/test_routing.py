@@ -162,3 +162,15 @@ def test_runtime_silences_survive_a_restart(tmp_path: Path) -> None:
     assert h.core.state.silences["s1"].reason == "drill"
     h.send(signal(key="a"))
     assert h.core.state.records == {}
+
+
+def test_bad_notify_targets_and_speakers_are_recorded_not_published(tmp_path: Path) -> None:
+    from qinghe.contracts import ActionSpec
+
+    h = Harness(tmp_path)
+    actions = (ActionSpec("notify", "ops/+/x"), ActionSpec("notify", "ops/night"), ActionSpec("voice", "spk/1"))
+    h.send(signal(actions=actions))
+    notes = {e.action: e.note for e in h.only().incident.history}
+    assert "cannot be a topic" in notes["action_problem"]
+    assert "no usable target" in notes["voice_failed"]
+    assert [e.topic for e in h.topics("/notify/ops")] == ["qh/v1/notify/ops/night"]

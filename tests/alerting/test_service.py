@@ -231,3 +231,41 @@ def test_simulated_responder_acks_and_misses_the_on_site_clock(rig: Rig) -> None
         assert escalated.tier == 2  # red starts with the squad leader; the miss raises it to the duty chief
     finally:
         responder.stop()
+
+
+def _offline_service(tmp_path: Path) -> AlertingService:
+    """A service that is never started: enough for the in-process entry points and the store."""
+    config = CentralConfig.model_validate({"broker": {"url": "mqtt://127.0.0.1:9"}, "state_dir": str(tmp_path / "s")})
+    return AlertingService(config, tmp_path, FakeClock())
+
+
+def test_unpublishable_signal_is_dead_lettered_without_changing_state(tmp_path: Path) -> None:
+    service = _offline_service(tmp_path)
+    service.handle_signal(signal(incident_type="smoke/fire"))
+    assert service.core.state.records == {}
+    assert service.core.state.seen == {}
+    (entry,) = service.store.outbox_entries("/deadletter/")
+    assert "cannot be used in a topic" in decode(DeadLetter, entry.payload).reason
+    service.store.close()
+
+
+def test_failed_commit_reloads_the_core_from_disk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sqlite3
+
+    from qinghe.errors import RetryableError
+
+    service = _offline_service(tmp_path)
+    service.handle_signal(signal(key="kept"))
+    real_commit = service.store.commit
+
+    def full_disk(*_args: object, **_kw: object) -> None:
+        raise sqlite3.OperationalError("database or disk is full")
+
+    monkeypatch.setattr(service.store, "commit", full_disk)
+    with pytest.raises(RetryableError):
+        service.handle_signal(signal(key="lost", zone="z2"))
+    assert {r.incident.dedup_key for r in service.core.state.records.values()} == {"kept"}
+    monkeypatch.setattr(service.store, "commit", real_commit)
+    service.handle_signal(signal(key="lost", zone="z2", signal_id="again"))  # the rules engine retries: now it opens
+    assert {r.incident.dedup_key for r in service.core.state.records.values()} == {"kept", "lost"}
+    service.store.close()

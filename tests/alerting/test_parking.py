@@ -117,7 +117,7 @@ def test_voice_without_a_speaker_is_recorded(tmp_path: Path) -> None:
     h = Harness(tmp_path)  # no camera registry: no speaker to derive
     h.send(warning())
     assert "voice_failed" in actions_of(h)
-    assert "no target" in h.only().incident.history[actions_of(h).index("voice_failed")].note
+    assert "no usable target" in h.only().incident.history[actions_of(h).index("voice_failed")].note
 
 
 def test_episode_is_explainable_from_history_alone(tmp_path: Path) -> None:

@@ -142,10 +142,20 @@ def run_show(args: argparse.Namespace) -> int:
     print(f"  sources: {', '.join(f'{s.kind}:{s.id}' for s in inc.sources) or '-'}")
     print(f"  evidence: {', '.join(f'{e.role}:{e.ref}' for e in inc.evidence) or '-'}")
     print("  history:")
-    for entry in inc.history:
+    for entry in _full_history(record):
         print(f"    {_local(entry.ts, settings)} {entry.action:<16} {entry.by:<18} {entry.state.value:<12} "
               f"{entry.colour.value:<6} {entry.note}")  # fmt: skip
     return EXIT_OK
+
+
+def _full_history(record: Any) -> list[Any]:
+    """The wire history with the trimmed middle put back in place."""
+    from alerting.emit import TRIMMED
+
+    out: list[Any] = []
+    for entry in record.incident.history:
+        out.extend(record.older_history if entry.action == TRIMMED else [entry])
+    return out
 
 
 def run_stats(args: argparse.Namespace) -> int:

@@ -402,6 +402,9 @@ class AlertingConfig(StrictModel):
     tick_interval_s: Duration = Field(0.2, description="how often clocks and timers are checked")
     max_sources: int = Field(100, ge=1, description="sources kept per incident (later ones are counted)")
     max_evidence: int = Field(50, ge=1, description="evidence items kept per incident")
+    max_history: int = Field(
+        200, ge=40, description="history entries on the wire; older middle entries stay in the store only"
+    )
 
     @field_validator("timezone")
     @classmethod

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from alerting.config import AlertingConfig
 from alerting.lifecycle import with_history
 from alerting.model import IncidentRecord, Silence, Suppressed, VoiceTask
 from qinghe.codec import encode
-from qinghe.contracts import Alert, AlertKind, SlaClockName
+from qinghe.contracts import Alert, AlertKind, HistoryEntry, SlaClockName
 from qinghe.outbox import OutboxEntry
 from qinghe.topics import Topics
 
@@ -68,6 +68,29 @@ class Changes:
         )
 
 
+HISTORY_HEAD = 20
+"""Entries kept from the start of a long history (how the incident began)."""
+TRIMMED = "history_trimmed"
+
+
+def trim_history(record: IncidentRecord, limit: int) -> None:
+    """Keep the wire document bounded: the first entries, a marker, and the newest; the middle moves to
+    `record.older_history` (stored, shown by `qinghe incidents show`)."""
+    history = record.incident.history
+    if len(history) <= limit:
+        return
+    head, rest = history[:HISTORY_HEAD], list(history[HISTORY_HEAD:])
+    if rest and rest[0].action == TRIMMED:
+        rest = rest[1:]
+    excess = len(head) + 1 + len(rest) - limit
+    record.older_history.extend(rest[:excess])
+    rest = rest[excess:]
+    first = rest[0]
+    note = f"{len(record.older_history)} earlier entries are kept in the incident store (qinghe incidents show)"
+    marker = HistoryEntry(first.ts, TRIMMED, "system", first.state, first.colour, note)
+    record.incident = replace(record.incident, history=(*head, marker, *rest))
+
+
 class Emitter:
     """Records history, builds alerts and notifications, and queues webhook deliveries."""
 
@@ -89,6 +112,7 @@ class Emitter:
     ) -> Alert:
         """Add a history entry, publish an alert on `alert/{colour}/{type}`, notify and queue webhooks."""
         record.incident = with_history(record.incident, action, by, now, note)
+        trim_history(record, self.config.max_history)
         record.alert_seq += 1
         inc = record.incident
         alert = Alert(

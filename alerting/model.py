@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import TypeAdapter
 
-from qinghe.contracts import Colour, Incident, IncidentState, RuleSignal, SignalStatus
+from qinghe.contracts import Colour, HistoryEntry, Incident, IncidentState, RuleSignal, SignalStatus
 
 ACTIVE_STATES = frozenset({IncidentState.OPEN, IncidentState.ACKNOWLEDGED, IncidentState.ON_SITE})
 """States in which clocks run and responders are expected to act."""
@@ -65,6 +65,7 @@ class IncidentRecord:
     dropped_sources: int = 0
     signals: int = 1
     voice_seq: int = 0
+    older_history: list[HistoryEntry] = field(default_factory=list)  # trimmed from the wire document
 
     @property
     def id(self) -> str:

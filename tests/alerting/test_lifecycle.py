@@ -238,3 +238,25 @@ def test_archived_incidents_and_old_counters_are_purged(tmp_path: Path) -> None:
     assert h.store.purge(h.clock.now() + 1, "2100-01-01") == 1
     assert h.store.record(incident_id) is None
     assert h.store.rule_stats() == {}
+
+
+def test_long_history_is_trimmed_on_the_wire_and_kept_in_the_store(tmp_path: Path) -> None:
+    h = Harness(tmp_path, {"max_history": 40})
+    h.send(signal(key="k"))
+    for i in range(100):
+        h.command(h.only().id, cmd("comment", note=f"c{i}"))
+    record = h.only()
+    wire = record.incident.history
+    assert len(wire) == 40
+    assert wire[0].action == "opened"
+    assert wire[20].action == "history_trimmed"
+    assert wire[-1].note == "c99"
+    assert len(record.older_history) == 101 - 39
+    full = [e.note for e in wire[:20]] + [e.note for e in record.older_history] + [e.note for e in wire[21:]]
+    assert full[1:] == [f"c{i}" for i in range(100)]  # nothing lost
+    assert h.alerts()[-1].alert_id.endswith(".101")
+    stored = h.store.load().records[record.id]
+    assert stored.older_history == record.older_history
+    from alerting.cli import _full_history
+
+    assert [e.note for e in _full_history(stored)][1:] == [f"c{i}" for i in range(100)]

@@ -176,7 +176,8 @@ class StandingWater:
         wet = box_mask(water_boxes, w, h) if cfg.mode is not WaterMode.REFERENCE else np.zeros((h, w), bool)
         occluded = box_mask([t.box for t in observation.tracks if t.label in self.occluders], w, h)
         if frame is not None and cfg.mode is not WaterMode.MODEL:
-            wet |= self._compare(self._small(frame), water_boxes, occluded)
+            dry_looking = not (box_mask(water_boxes, w, h) & zone).any() and (occluded & zone).sum() < 0.02 * zone.sum()
+            wet |= self._compare(self._small(frame), dry_looking)
         usable = zone & ~occluded
         if usable.sum() < 0.3 * max(1, zone.sum()):
             return None  # the zone is mostly hidden (a bus): no verdict this time
@@ -193,7 +194,7 @@ class StandingWater:
             if small.shape == self.reference.shape:
                 self.reference += 0.1 * (small - self.reference)
 
-    def _compare(self, small: F32, water_boxes: list[Box], occluded: Mask) -> Mask:
+    def _compare(self, small: F32, dry_looking: bool) -> Mask:
         """Wet pixels by comparison with the dry reference (learned on the first dry-looking check)."""
         h, w = small.shape[:2]
         if self.reference is None or self.reference.shape != small.shape:
@@ -201,7 +202,7 @@ class StandingWater:
                 self.reference = np.asarray(cv2.resize(self._given_reference, (w, h), interpolation=cv2.INTER_AREA),
                                             np.float32)  # fmt: skip
             else:
-                if not water_boxes and not occluded.any():
+                if dry_looking:
                     self.reference = small.copy()
                 return np.zeros((h, w), bool)
         gain = float(np.median(self.reference)) / max(float(np.median(small)), 1.0)  # global lighting change

@@ -17,6 +17,7 @@ import hashlib
 import importlib.util
 import logging
 import os
+import pickle
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -206,9 +207,46 @@ def _field_background(horses: Frame | None, median: Frame) -> Frame:
     return np.asarray(cv2.resize(grass, (SCENE_W, SCENE_H), interpolation=cv2.INTER_LINEAR), np.uint8)
 
 
+def _cache_file() -> Path | None:
+    """Where the cut-out assets are cached: keyed by the source files' sizes and times (None: no cache)."""
+    root = os.environ.get("QINGHE_CACHE") or str(Path.home() / ".cache" / "qinghe")
+    if root in ("", "0", "off"):
+        return None
+    key = hashlib.sha256(str(ASSETS_VERSION).encode())
+    for name in ("vtest.avi", "dog.jpg", "bus.jpg", "horses.jpg"):
+        path = media_path(name)
+        if path is not None:
+            stat = path.stat()
+            key.update(f"{path}:{stat.st_size}:{stat.st_mtime_ns}".encode())
+    return Path(root) / f"scene-assets-{key.hexdigest()[:16]}.pkl"
+
+
 @functools.lru_cache(maxsize=1)
 def load_library() -> Library:
-    """Load and cut out every asset (about 10 s on first use in a process; cached after)."""
+    """Load and cut out every asset (about 15 s the first time; then from the disk cache and memory)."""
+    cache = _cache_file()
+    if cache is not None and cache.is_file():
+        try:
+            with cache.open("rb") as f:
+                cached = pickle.load(f)  # our own cache file, written below
+            if isinstance(cached, Library):
+                return cached
+        except (OSError, pickle.UnpicklingError, EOFError, AttributeError):
+            log.warning("scene asset cache %s is unreadable: rebuilding it", cache)
+    library = _build_library()
+    if cache is not None:
+        try:
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            tmp = cache.with_suffix(f".{os.getpid()}.tmp")
+            with tmp.open("wb") as f:
+                pickle.dump(library, f, protocol=pickle.HIGHEST_PROTOCOL)
+            tmp.replace(cache)
+        except OSError as exc:
+            log.info("scene asset cache not written (%s)", exc)
+    return library
+
+
+def _build_library() -> Library:
     frames = _read_vtest()
     median = np.median(np.stack(frames[::3]), axis=0).astype(np.uint8)
     walkers = _walkers(frames, median)

@@ -233,7 +233,7 @@ def run_eval_command(args: argparse.Namespace) -> int:
         return 2
     try:
         if args.edge:
-            from detectors.models.edge_eval import run_through_edge  # type: ignore[import-not-found]
+            from detectors.models.edge_eval import run_through_edge
 
             results = run_through_edge(clips, args)
         else:

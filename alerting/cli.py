@@ -12,9 +12,10 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from typing import TypeAlias
 
+    from qinghe.central_config import CentralConfig
+
     Subparsers: TypeAlias = argparse._SubParsersAction[argparse.ArgumentParser]
     from alerting.store import AlertingStore
-    from qinghe.central_config import CentralConfig
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -48,6 +49,9 @@ def _register_alerting(subparsers: Subparsers) -> None:
     serve.add_argument("--config", required=True, type=Path, help="central config file")
     serve.add_argument("--no-signals", action="store_true", help="do not subscribe to rules/signal/+")
     serve.set_defaults(handler=run_serve)
+    demo = verbs.add_parser("demo", help="the alerting loop alone: voice WAV, responder ack, a missed clock")
+    demo.add_argument("--out", type=Path, default=Path("var/alerting-demo"), help="state, WAVs and broker files")
+    demo.set_defaults(handler=run_demo)
     silence = verbs.add_parser("silence", help="add or expire a runtime silence (published over MQTT)")
     silence.add_argument("--config", required=True, type=Path, help="central config file (for the broker)")
     silence.add_argument("action", choices=("add", "expire"))
@@ -254,6 +258,40 @@ def run_serve(args: argparse.Namespace) -> int:
         done.wait()
     service.stop()
     return EXIT_OK
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    """Handler for `qinghe alerting demo`: a private Mosquitto, the service, a responder, one missed clock."""
+    from alerting.demo import demo_alerting
+    from alerting.demo import run_demo as drive
+    from alerting.service import AlertingService
+    from qinghe.central_config import CentralConfig
+    from qinghe.clock import SystemClock
+    from qinghe.localservers import LocalMosquitto
+
+    out: Path = args.out.resolve()
+    broker = LocalMosquitto(out / "mosquitto")
+    broker.start()
+    config = CentralConfig.model_validate(
+        {
+            "service_id": "alerting-demo",
+            "state_dir": str(out / "state"),
+            "broker": {"url": broker.url, "reconnect_min_s": 0.1},
+            "cameras": [{"id": "cam-north-gate", "kind": "road_warden", "speaker_id": "spk-north-gate"}],
+            "alerting": demo_alerting(out / "voice"),
+        }
+    )
+    service = AlertingService(
+        config, out, SystemClock(), on_voice_file=lambda path, w: print(f"  WAV   {w.speaker_id} spoke: {path}")
+    )
+    service.start()
+    try:
+        code = drive(service, config.broker)
+    finally:
+        service.stop()
+        broker.stop()
+    print(f"incidents: qinghe incidents show --state {out / 'state'} <id>   (list: qinghe incidents list --state ...)")
+    return EXIT_OK if code == 0 else EXIT_FAILED
 
 
 def run_silence(args: argparse.Namespace) -> int:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -19,6 +19,7 @@ log = logging.getLogger(__name__)
 Work = tuple[InboundMessage, int, Outcome]  # message, connection generation at receipt, validation outcome
 DeadLetterWriter = Callable[[Sequence[tuple[InboundMessage, Rejection]]], None]  # commits durably or raises
 ReadingHook = Callable[[SensorReading], None]
+AckMany = Callable[[Sequence[InboundMessage]], None]  # acknowledges a batch (one socket write)
 
 
 @dataclass(slots=True)
@@ -47,7 +48,7 @@ class Committer:
         self,
         buffer: DiskBuffer,
         dead_letters: DeadLetterWriter,
-        ack: Callable[[InboundMessage], None],
+        ack: AckMany,
         generation: Callable[[], int],
         *,
         on_reading: ReadingHook | None = None,
@@ -55,6 +56,7 @@ class Committer:
         max_batch: int = 5000,
         max_rows: int = 5_000_000,
         retry_s: float = 0.5,
+        linger_s: float = 0.001,
     ) -> None:
         self.buffer = buffer
         self._dead_letters = dead_letters
@@ -65,18 +67,27 @@ class Committer:
         self.max_batch = max_batch
         self.max_rows = max_rows
         self.retry_s = retry_s
+        self.linger_s = linger_s
         self.stats = CommitStats()
-        self._queue: queue.SimpleQueue[Work | None] = queue.SimpleQueue()
+        self._items: deque[Work | None] = deque()
+        self._idle = False
+        self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     def submit(self, message: InboundMessage, generation: int, outcome: Outcome) -> None:
-        """Queue a validated message (called on the network thread, in arrival order)."""
-        self._queue.put((message, generation, outcome))
+        """Queue a validated message (called on the network thread, in arrival order).
+
+        A deque append is atomic; the worker is woken only when it sleeps, so a busy stream costs
+        no lock or wake-up per message and batches grow by themselves.
+        """
+        self._items.append((message, generation, outcome))
+        if self._idle:
+            self._wake.set()
 
     def pending(self) -> int:
         """Messages queued and not yet committed."""
-        return self._queue.qsize()
+        return len(self._items)
 
     def start(self) -> None:
         """Run the commit loop in a thread."""
@@ -85,7 +96,8 @@ class Committer:
 
     def stop(self, timeout_s: float = 10.0) -> None:
         """Commit and acknowledge everything already queued, then stop."""
-        self._queue.put(None)
+        self._items.append(None)
+        self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout_s)
             if self._thread.is_alive():
@@ -104,19 +116,22 @@ class Committer:
                 return
 
     def _take(self) -> tuple[list[Work], bool]:
-        first = self._queue.get()
-        if first is None:
-            return [], True
-        batch = [first]
-        get = self._queue.get_nowait
-        try:
-            while len(batch) < self.max_batch:
-                item = get()
-                if item is None:
-                    return batch, True
-                batch.append(item)
-        except queue.Empty:
-            pass
+        items = self._items
+        if not items:
+            time.sleep(self.linger_s)  # under load more arrive meanwhile: bigger batches, fewer wake-ups
+        while not items:
+            self._idle = True
+            if not items:  # re-check after announcing idleness: a submit in between sets the event
+                self._wake.wait()
+            self._idle = False
+            self._wake.clear()
+        batch: list[Work] = []
+        pop = items.popleft
+        while items and len(batch) < self.max_batch:
+            item = pop()
+            if item is None:
+                return batch, True
+            batch.append(item)
         return batch, False
 
     def commit(self, batch: Sequence[Work]) -> None:
@@ -169,12 +184,11 @@ class Committer:
 
     def _ack_all(self, batch: Sequence[Work]) -> None:
         current = self._generation()
-        for message, gen, _outcome in batch:
-            if gen == current:
-                self._ack(message)
-                self.stats.acked += 1
-            else:
-                self.stats.stale_acks_skipped += 1
+        fresh = [message for message, gen, _outcome in batch if gen == current]
+        if fresh:
+            self._ack(fresh)
+        self.stats.acked += len(fresh)
+        self.stats.stale_acks_skipped += len(batch) - len(fresh)
 
     def _hand_on(self, readings: Sequence[SensorReading]) -> None:
         hook = self._on_reading

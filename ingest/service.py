@@ -55,6 +55,7 @@ class IngestService:
             f"{config.service_id}-ingest",
             manual_ack=True,
             receive_maximum=settings.receive_maximum,
+            protocol=5 if settings.mqtt_protocol == "5" else 4,
         )
         self.buffer = DiskBuffer(state_dir / settings.buffer_path, sync=settings.buffer_sync)
         registry = compile_registry(config.sensors)
@@ -77,7 +78,7 @@ class IngestService:
         self.committer = Committer(
             self.buffer,
             self._write_dead_letters,
-            self.bus.ack,
+            self.bus.ack_many,
             lambda: self._generation,
             on_reading=on_reading,
             on_committed=self.sink.notify,

@@ -45,6 +45,7 @@ class SimulationPlan:
     time_scale: float = 1.0
     processes: int | None = None
     ack_timeout_s: float = 60.0
+    in_process: bool = True  # a single publisher runs in this process (False: always child processes)
 
     @property
     def total(self) -> int:
@@ -60,13 +61,18 @@ class SimulationCounts:
     invalid: int
     unacknowledged: int = 0
     by_class: dict[str, int] = field(default_factory=dict)
+    elapsed_s: float = 0.0  # from the first publish to the last PUBACK (slowest publisher)
 
     def __add__(self, other: SimulationCounts) -> SimulationCounts:
         by_class = dict(self.by_class)
         for name, count in other.by_class.items():
             by_class[name] = by_class.get(name, 0) + count
         return SimulationCounts(
-            self.valid + other.valid, self.invalid + other.invalid, self.unacknowledged + other.unacknowledged, by_class
+            self.valid + other.valid,
+            self.invalid + other.invalid,
+            self.unacknowledged + other.unacknowledged,
+            by_class,
+            max(self.elapsed_s, other.elapsed_s),
         )
 
 
@@ -233,7 +239,7 @@ def _publish_paced(
     if pending:
         log.error("%d messages were not acknowledged by the broker within %.0f s", len(pending), plan.ack_timeout_s)
         # an unacknowledged QoS 1 message may or may not have reached the broker: count it as neither
-    return SimulationCounts(done["valid"], done["invalid"], len(pending), by_class)
+    return SimulationCounts(done["valid"], done["invalid"], len(pending), by_class, time.monotonic() - t0)
 
 
 def run_simulation(plan: SimulationPlan) -> SimulationCounts:
@@ -252,7 +258,7 @@ def run_simulation(plan: SimulationPlan) -> SimulationCounts:
         plan.duration_s,
         workers,
     )
-    if workers == 1:
+    if workers == 1 and plan.in_process:
         return publish_stream(plan, groups[0], counts[0], rates[0])
     return _run_processes(plan, groups, counts, rates)
 
@@ -294,7 +300,9 @@ def _run_processes(
             if proc.returncode != 0 or not out.strip():
                 raise RuntimeError(f"publisher process {proc.pid} exited with {proc.returncode}")
             data = json.loads(out.decode().strip().splitlines()[-1])
-            total = total + SimulationCounts(data["valid"], data["invalid"], data["unacknowledged"], data["by_class"])
+            total = total + SimulationCounts(
+                data["valid"], data["invalid"], data["unacknowledged"], data["by_class"], data["elapsed_s"]
+            )
         return total
     finally:
         for proc in procs:
@@ -318,8 +326,9 @@ def worker_stdio() -> int:
         counts = _publish_paced(bus, gen, count, rate, plan)
     finally:
         bus.stop()
-    result = {"valid": counts.valid, "invalid": counts.invalid, "unacknowledged": counts.unacknowledged}
-    stdout.write((json.dumps({**result, "by_class": counts.by_class}) + "\n").encode())
+    result: dict[str, object] = {"valid": counts.valid, "invalid": counts.invalid}
+    result |= {"unacknowledged": counts.unacknowledged, "by_class": counts.by_class, "elapsed_s": counts.elapsed_s}
+    stdout.write((json.dumps(result) + "\n").encode())
     stdout.flush()
     return 0
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+import socket
 import ssl
+import struct
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import paho.mqtt.client as mqtt
@@ -96,6 +98,7 @@ class MqttBus:
         clean_start: bool = False,
         max_inflight: int = 1000,
         receive_maximum: int = 65535,
+        protocol: int = 5,
     ) -> None:
         self.config = config
         self.client_id = config.client_id or client_id
@@ -103,6 +106,9 @@ class MqttBus:
         self.manual_ack = manual_ack
         self._clean_start = clean_start
         self._receive_maximum = receive_maximum
+        if protocol not in (4, 5):
+            raise ValueError(f"MQTT protocol must be 5 or 4 (3.1.1), got {protocol}")
+        self._protocol = protocol  # 4 = MQTT 3.1.1: no session expiry or Receive Maximum, cheaper to receive
         self._subscriptions: dict[str, int] = {}
         self._published_hooks: list[PublishedHook] = []
         self._connection_hooks: list[ConnectionHook] = []
@@ -113,11 +119,13 @@ class MqttBus:
 
     # ----- setup -----------------------------------------------------------------------------------
     def _make_client(self, max_inflight: int) -> mqtt.Client:
+        v311 = {"clean_session": self._clean_start} if self._protocol == 4 else {}
         client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
             client_id=self.client_id,
-            protocol=mqtt.MQTTv5,
+            protocol=mqtt.MQTTv5 if self._protocol == 5 else mqtt.MQTTv311,
             manual_ack=self.manual_ack,
+            **v311,  # type: ignore[arg-type]
         )
         user, password = self.config.credentials()
         if user is not None:
@@ -163,17 +171,20 @@ class MqttBus:
     # ----- lifecycle -------------------------------------------------------------------------------
     def start(self, wait_s: float | None = 10.0) -> None:
         """Connect in the background (retrying with backoff); optionally wait for the first connect."""
-        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
-        props.SessionExpiryInterval = self.config.session_expiry_s
-        props.ReceiveMaximum = self._receive_maximum  # bounds unacked deliveries to us
         log.info("connecting to %s as %s", self.config.redacted_url(), self.client_id)
-        self._client.connect_async(
-            self.config.host,
-            self.config.port,
-            keepalive=self.config.keepalive_s,
-            clean_start=self._clean_start,
-            properties=props,
-        )
+        if self._protocol == 5:
+            props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+            props.SessionExpiryInterval = self.config.session_expiry_s
+            props.ReceiveMaximum = self._receive_maximum  # bounds unacked deliveries to us
+            self._client.connect_async(
+                self.config.host,
+                self.config.port,
+                keepalive=self.config.keepalive_s,
+                clean_start=self._clean_start,
+                properties=props,
+            )
+        else:  # MQTT 3.1.1: the session persists (clean_session off) until the broker expires it
+            self._client.connect_async(self.config.host, self.config.port, keepalive=self.config.keepalive_s)
         self._client.loop_start()
         if wait_s is not None and not self._connected.wait(wait_s):
             raise RetryableError(f"no connection to {self.config.redacted_url()} within {wait_s} s")
@@ -228,6 +239,23 @@ class MqttBus:
         if self.manual_ack and message.qos > 0:
             self._client.ack(message.mid, message.qos)
 
+    def ack_many(self, messages: Iterable[InboundMessage]) -> None:
+        """Acknowledge several manual-ack messages in one socket write (a consumer's group commit).
+
+        paho queues, wakes its loop and sends one packet per `ack`; here the QoS 1 PUBACKs are
+        concatenated into one buffer, which the broker reads as the same sequence of packets.
+        """
+        if not self.manual_ack:
+            return
+        pubacks = []
+        for message in messages:
+            if message.qos == 1:
+                pubacks.append(struct.pack("!BBH", mqtt.PUBACK, 2, message.mid))
+            elif message.qos == 2:
+                self._client.ack(message.mid, 2)
+        if pubacks:
+            self._client._packet_queue(mqtt.PUBACK, b"".join(pubacks), 0, 0)
+
     # ----- paho callbacks (network thread) ---------------------------------------------------------
     def _dispatch(self, handler: Handler, msg: mqtt.MQTTMessage) -> None:
         inbound = InboundMessage(msg.topic, bytes(msg.payload), msg.qos, bool(msg.retain), msg.mid, dup=bool(msg.dup))
@@ -252,6 +280,7 @@ class MqttBus:
         if reason.is_failure:
             log.warning("broker %s refused connection: %s", self.config.redacted_url(), reason)
             return
+        _no_delay(client)
         with self._lock:
             filters = [(topic, qos) for topic, qos in self._subscriptions.items()]
         if filters:
@@ -291,3 +320,13 @@ class MqttBus:
                 hook(connected)
             except Exception:
                 log.exception("connection hook failed")
+
+
+def _no_delay(client: mqtt.Client) -> None:
+    """Switch Nagle's algorithm off: small packets (acks, alerts) otherwise wait ~40 ms for a delayed ACK."""
+    sock = client.socket()
+    try:
+        if isinstance(sock, socket.socket):  # ssl.SSLSocket is one too
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    except (OSError, AttributeError):  # not a TCP socket (e.g. a websocket wrapper): leave it
+        log.debug("could not set TCP_NODELAY")

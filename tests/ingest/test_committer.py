@@ -39,9 +39,10 @@ class Recorder:
         self.depth_at_ack: list[int] = []
         self.dead: list[tuple[int, str]] = []
 
-    def ack(self, message: InboundMessage) -> None:
-        self.acked.append(message.mid)
-        self.depth_at_ack.append(self.buffer.depth)
+    def ack(self, messages: Sequence[InboundMessage]) -> None:
+        for message in messages:
+            self.acked.append(message.mid)
+            self.depth_at_ack.append(self.buffer.depth)
 
     def dead_letters(self, items: Sequence[tuple[InboundMessage, Rejection]]) -> None:
         self.dead.extend((m.mid, r.reason.value) for m, r in items)
@@ -130,9 +131,9 @@ def test_stop_commits_everything_already_queued(tmp_path: Path) -> None:
     rec = Recorder(buffer)
     gate = threading.Event()
 
-    def slow_ack(message: InboundMessage) -> None:
+    def slow_ack(messages: Sequence[InboundMessage]) -> None:
         gate.wait(2)
-        rec.ack(message)
+        rec.ack(messages)
 
     committer = Committer(buffer, rec.dead_letters, slow_ack, lambda: 1, max_batch=2)
     committer.start()

@@ -145,6 +145,7 @@ def file_kinds() -> list[Any]:
     from qinghe.configcheck import FileKind
 
     def check(path: str) -> None:
+        """Raise ConfigError if the file is not a valid edge config."""
         load_edge_config(path)
 
     return [FileKind("edge", is_edge, check)]

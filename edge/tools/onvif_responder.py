@@ -130,7 +130,10 @@ class OnvifResponder:
         responder = self
 
         class Handler(BaseHTTPRequestHandler):
+            """Answers SOAP POSTs with the responder's recorded replies."""
+
             def do_POST(self) -> None:
+                """One SOAP request -> one SOAP response."""
                 length = int(self.headers.get("Content-Length") or 0)
                 status, body = responder.respond(self.rfile.read(length))
                 payload = rec.ENVELOPE.format(body=body).encode()
@@ -141,6 +144,7 @@ class OnvifResponder:
                 self.wfile.write(payload)
 
             def log_message(self, format: str, *args: object) -> None:
+                """Keep test output quiet."""
                 del format, args
 
         return Handler

@@ -41,10 +41,12 @@ def _loop_at_eos(_factory: object, media: object) -> None:
         return
 
     def restart() -> bool:
+        """Seek back to the start (runs in the GLib main loop, not the streaming thread)."""
         pipeline.seek(1.0, Gst.Format.TIME, Gst.SeekFlags.FLUSH, Gst.SeekType.SET, 0, Gst.SeekType.NONE, -1)
         return False
 
     def probe(_pad: object, info: object) -> object:
+        """Swallow EOS and schedule the restart."""
         event = info.get_event()  # type: ignore[attr-defined]
         if event is not None and event.type == Gst.EventType.EOS:
             GLib.idle_add(restart)

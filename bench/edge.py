@@ -382,7 +382,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--gating", choices=["zones", "frame", "off"], default="zones",
                         help="motion gating near the kerb zone only (default), on the whole frame, or off")  # fmt: skip
     parser.add_argument("--stream-fps", type=float, default=10.0,
-                        help="camera frame rate: 10 is vtest's own; 25 re-encodes it like a PAL sub-stream")  # fmt: skip
+                        help="camera fps: 10 is vtest's own; 25 re-encodes it like a PAL sub-stream")  # fmt: skip
     parser.add_argument("--naive-defaults", action="store_true",
                         help="naive sessions with ONNX Runtime defaults instead of 1 thread")  # fmt: skip
     parser.add_argument("--agent-ks", default="2,4,6,8,10,12,16,20,24,32")

@@ -36,6 +36,9 @@ class OnvifConfig(StrictModel):
     wsdl_dir: str | None = Field(None, description="ONVIF WSDL folder; default: the one onvif-zeep ships")
     timeout_s: float = Field(5.0, gt=0, le=60)
     inject_credentials: bool = Field(True, description="put username/password into the returned RTSP URI")
+    adjust_time: bool = Field(
+        False, description="read the device clock first (GetSystemDateAndTime) so digests work on unsynced cameras"
+    )
 
 
 class StreamConfig(StrictModel):

@@ -50,7 +50,10 @@ def _camera(config: OnvifConfig) -> Any:
     except ImportError as exc:  # onvif-zeep is a core dependency, but keep the message readable
         raise OnvifError(f"onvif-zeep is not installed: {exc}") from None
     transport_cls: Any = Transport  # zeep is untyped
-    kwargs: dict[str, Any] = {"transport": transport_cls(timeout=config.timeout_s, operation_timeout=config.timeout_s)}
+    kwargs: dict[str, Any] = {
+        "transport": transport_cls(timeout=config.timeout_s, operation_timeout=config.timeout_s),
+        "adjust_time": config.adjust_time,
+    }
     if config.wsdl_dir:
         kwargs["wsdl_dir"] = config.wsdl_dir
     try:

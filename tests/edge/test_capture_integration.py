@@ -163,6 +163,12 @@ def test_onvif_wrong_password_and_unknown_profile(onvif_device: OnvifResponder) 
         resolve_stream_uri(unknown)
     by_index = OnvifConfig(host="127.0.0.1", port=onvif_device.port, username="admin", password="s3cr:t@", profile=0)
     assert resolve_stream_uri(by_index).endswith("/main")
+    assert "GetSystemDateAndTime" not in onvif_device.operations
+    synced = OnvifConfig(
+        host="127.0.0.1", port=onvif_device.port, username="admin", password="s3cr:t@", adjust_time=True
+    )
+    assert resolve_stream_uri(synced).endswith("/main")
+    assert onvif_device.operations[-4:] == ["GetSystemDateAndTime", "GetCapabilities", "GetProfiles", "GetStreamUri"]
 
 
 def test_onvif_unreachable_device_is_a_capture_error() -> None:

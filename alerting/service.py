@@ -11,6 +11,7 @@ from pathlib import Path
 from alerting.core import AlertingCore
 from alerting.emit import Changes
 from alerting.model import VoiceStatus, VoiceTask
+from alerting.publisher import StorePublisher
 from alerting.silences import parse_command, silences_document, to_silence
 from alerting.store import AlertingStore
 from alerting.voice.desk import Delivery
@@ -23,7 +24,7 @@ from qinghe.clock import Clock
 from qinghe.codec import dead_letter, decode, encode
 from qinghe.contracts import CameraStatus, IncidentCommand, RuleSignal, VoiceWarning, WarningReceipt
 from qinghe.errors import PayloadError, RetryableError
-from qinghe.outbox import Outbox, OutboxEntry
+from qinghe.outbox import OutboxEntry
 from qinghe.topics import Topics
 
 log = logging.getLogger(__name__)
@@ -55,7 +56,7 @@ class AlertingService:
         self.service_name = f"{config.service_id}-alerting"
         availability = Availability(self.topics.build("service_availability", service=self.service_name))
         self.bus = MqttBus(config.broker, self.service_name, availability=availability, manual_ack=True)
-        self.outbox = Outbox(self.store.path, self.bus)
+        self.outbox = StorePublisher(self.store, self.bus)
         self.renderer = EspeakRenderer(self.settings.speakers.voice, self.settings.speakers.espeak_binary)
         self.voice_dir = config.resolve(config_dir, self.settings.speakers.local_audio_dir)
         adapters = dict(speakers) if speakers is not None else self._adapters(state_dir, on_voice_file)

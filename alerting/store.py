@@ -201,6 +201,19 @@ class AlertingStore:
         with self._lock:
             return int(self._db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0])
 
+    def outbox_after(self, row_id: int, limit: int) -> list[tuple[int, OutboxEntry]]:
+        """Outbox rows with id > `row_id`, oldest first."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT id, topic, payload, qos, retain FROM outbox WHERE id > ? ORDER BY id LIMIT ?", (row_id, limit)
+            ).fetchall()
+        return [(int(i), OutboxEntry(t, bytes(p), int(q), bool(r))) for i, t, p, q, r in rows]
+
+    def outbox_delete(self, row_ids: list[int]) -> None:
+        """Forget rows the broker acknowledged."""
+        with self._lock:
+            self._db.executemany("DELETE FROM outbox WHERE id = ?", [(i,) for i in row_ids])
+
     def outbox_entries(self, topic_contains: str = "") -> list[OutboxEntry]:
         """Messages still waiting for the broker (diagnostics and tests)."""
         with self._lock:

@@ -82,15 +82,18 @@ class AlertingCore:
         self._evict_at = 0.0
         self._day_cache = (-1, "")
         self.signals = SignalDesk(self)
-        for silence in config.silences:
-            self.state.silences[silence.id] = Silence(
-                id=silence.id,
-                matchers=dict(silence.matchers),
-                starts_at=silence.starts_at.timestamp() if silence.starts_at else 0.0,
-                ends_at=silence.ends_at.timestamp(),
-                reason=silence.reason,
-                created_by=silence.created_by,
-                origin="config",
+        for silence in config.silences:  # a stored copy (expired at runtime) wins over the file
+            self.state.silences.setdefault(
+                silence.id,
+                Silence(
+                    id=silence.id,
+                    matchers=dict(silence.matchers),
+                    starts_at=silence.starts_at.timestamp() if silence.starts_at else 0.0,
+                    ends_at=silence.ends_at.timestamp(),
+                    reason=silence.reason,
+                    created_by=silence.created_by,
+                    origin="config",
+                ),
             )
         for record in self.state.records.values():
             self.index(record)

@@ -147,12 +147,12 @@ class SignalDesk:
 
     def update(self, changes: Changes, record: IncidentRecord, signal: RuleSignal, now: float) -> None:
         """A firing signal for an existing incident: merge, flapping, data back, violation, colour."""
+        if record.incident.state is IncidentState.CLOSED:
+            return  # closed incidents never change; the key is released when the rule resolves or on archive
         member = record.members[signal.dedup_key]
         member.last_signal_at = record.last_signal_at = now
         record.signals += 1
         changes.touch(record)
-        if record.incident.state is IncidentState.CLOSED:
-            return  # closed incidents never change; the key is released when the rule resolves or on archive
         was_unknown = member.status is SignalStatus.UNKNOWN
         member.status, member.colour = SignalStatus.FIRING, signal.colour
         self._targets(record, signal)

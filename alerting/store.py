@@ -103,7 +103,7 @@ class AlertingStore:
         db.executemany("DELETE FROM voice WHERE warning_id = ?", [(w,) for w in ch.voice_removed])
         db.executemany(
             "INSERT OR REPLACE INTO silences VALUES (?,?)",
-            [(s.id, dump(SILENCE, s)) for s in ch.silences.values() if s.origin == "runtime"],
+            [(s.id, dump(SILENCE, s)) for s in ch.silences.values()],
         )
         db.executemany("DELETE FROM silences WHERE id = ?", [(s,) for s in ch.silences_removed])
         db.executemany(

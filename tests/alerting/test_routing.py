@@ -174,3 +174,13 @@ def test_bad_notify_targets_and_speakers_are_recorded_not_published(tmp_path: Pa
     assert "cannot be a topic" in notes["action_problem"]
     assert "no usable target" in notes["voice_failed"]
     assert [e.topic for e in h.topics("/notify/ops")] == ["qh/v1/notify/ops/night"]
+
+
+def test_expiring_a_config_silence_survives_a_restart(tmp_path: Path) -> None:
+    ends = datetime.fromtimestamp(T0, UTC) + timedelta(hours=1)
+    config = {"silences": [{"id": "works", "matchers": {"zone": "z1"}, "ends_at": ends, "reason": "road works"}]}
+    h = Harness(tmp_path, config)
+    h.store.commit(h.core.expire_silence("works", h.clock.now()))
+    h.restart()
+    h.send(signal(key="a", zone="z1"))
+    assert len(h.core.state.records) == 1

@@ -17,9 +17,14 @@ DEFAULT_GRACE_S = 120.0
 SYSTEM = "system"
 
 
-def is_violation_update(signal: RuleSignal) -> bool:
-    """Does a firing update report the violation phase (an `after` snapshot, or explain.phase=violation)?"""
-    return signal.explain.get("phase") == "violation" or any(e.role == "after" for e in signal.evidence)
+def is_violation_update(signal: RuleSignal, violation_colour: Colour) -> bool:
+    """Does a firing update report the violation phase: an `after` snapshot, explain.phase=violation, or
+    the rule itself raising the colour to the violation colour (the edge decided before our timer)?"""
+    return (
+        signal.explain.get("phase") == "violation"
+        or any(e.role == "after" for e in signal.evidence)
+        or signal.colour.rank >= violation_colour.rank
+    )
 
 
 def start_grace(core: AlertingCore, changes: Changes, record: IncidentRecord, action: ActionSpec, now: float) -> None:

@@ -168,7 +168,11 @@ class SignalDesk:
             record.incident = replace(record.incident, data_state="ok")
             self._note(changes, record, "data_ok", f"{signal.rule_id} has data again", now)
         grace = record.grace
-        if grace is not None and grace.status is GraceStatus.RUNNING and parking.is_violation_update(signal):
+        if (
+            grace is not None
+            and grace.status is GraceStatus.RUNNING
+            and parking.is_violation_update(signal, grace.violation_colour)
+        ):
             parking.violation(self.core, changes, record, now, "the edge reported the violation phase")
         self.core.recolour(changes, record, now, by=f"rule:{signal.rule_id}")
 

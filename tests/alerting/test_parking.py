@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from alerting.voice.desk import Delivery, DeliveryStatus
@@ -133,3 +134,14 @@ def test_episode_is_explainable_from_history_alone(tmp_path: Path) -> None:
 
 def _played() -> Delivery:
     return Delivery(DeliveryStatus.PLAYED, "WAV written to /tmp/x.wav")
+
+
+def test_rule_raising_to_the_violation_colour_ends_grace(tmp_path: Path) -> None:
+    h = Harness(tmp_path, cameras=CAMERAS)
+    h.send(warning())
+    h.advance(30)
+    h.send(replace(warning(), signal_id="orange-update", colour=Colour.ORANGE))  # the edge's violation phase
+    record = h.only()
+    assert record.incident.outcome == "violation"
+    assert record.incident.colour is Colour.ORANGE
+    assert [e.action for e in record.incident.history].count("colour_changed") == 1

@@ -34,7 +34,9 @@ class DetectorConfig(StrictModel):
         description="model class name -> label used by zones and analytics; null drops the class; "
         "classes not listed keep their name",
     )
-    score_threshold: float = Field(0.5, gt=0, le=1, description="default minimum score")
+    score_threshold: float = Field(
+        0.3, gt=0, le=1, description="default minimum score (the tracker's second pass uses the 0.3-0.5 band)"
+    )
     thresholds: dict[str, float] = Field(
         default_factory=dict, description="per-label minimum score, overriding score_threshold"
     )

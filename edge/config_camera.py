@@ -153,7 +153,9 @@ class MotionConfig(StrictModel):
 class TrackingConfig(StrictModel):
     """ByteTrack-style IoU tracker and stationary detection."""
 
-    high_score: float = Field(0.6, gt=0, le=1, description="detections at or above match first")
+    high_score: float = Field(
+        0.5, gt=0, le=1, description="detections at or above match first and may start tracks; lower ones only extend"
+    )
     match_iou: float = Field(0.3, gt=0, lt=1, description="minimum IoU to continue a track with a high detection")
     low_match_iou: float = Field(0.5, gt=0, lt=1, description="minimum IoU for the second, low-score pass")
     min_hits: int = Field(3, ge=1, description="detections before a track is reported")

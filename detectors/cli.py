@@ -69,6 +69,8 @@ def _register_export(verbs: argparse._SubParsersAction[argparse.ArgumentParser])
     p.add_argument("--out", required=True, type=Path, help="output .onnx file or OpenVINO directory")
     p.add_argument("--imgsz", type=int, default=320)
     p.add_argument("--static", action="store_true", help="fixed batch 1 instead of a dynamic batch")
+    p.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE",
+                   help="import this module first (weights that pickle custom layers, e.g. fire_detector)")  # fmt: skip
     p.set_defaults(handler=_export)
 
 
@@ -155,7 +157,7 @@ def _export(args: argparse.Namespace) -> int:
     from detectors.models.train import ToolkitError, export
 
     try:
-        out = export(args.weights, args.format, args.out, args.imgsz, dynamic=not args.static)
+        out = export(args.weights, args.format, args.out, args.imgsz, dynamic=not args.static, imports=args.imports)
     except ToolkitError as exc:
         print(f"export: {exc}", file=sys.stderr)
         return EXIT_FAILED

@@ -142,13 +142,18 @@ def train(settings: TrainSettings) -> TrainResult:
     return TrainResult(weights, metrics, elapsed, int(params))
 
 
-def export(weights: Path, fmt: str, out: Path, imgsz: int = 320, dynamic: bool = True) -> Path:
-    """Export weights to ONNX (class names in the model metadata) or OpenVINO IR; offline."""
+def export(weights: Path, fmt: str, out: Path, imgsz: int = 320, *, dynamic: bool = True,
+           imports: list[str] | None = None) -> Path:  # fmt: skip
+    """Export weights to ONNX (class names in the model metadata) or OpenVINO IR; offline.
+
+    `imports` are modules imported first, for weights that pickle custom layers (fire-detector's model
+    refers to classes its package registers on import).
+    """
     if fmt not in ("onnx", "openvino"):
         raise ToolkitError(f"format must be onnx or openvino, not {fmt!r}")
     if not weights.is_file():
         raise ToolkitError(f"{weights}: no such weights file")
-    offline_environment(out.parent if out.suffix else out)
+    offline_environment(out.resolve().parent)
     _ultralytics()
     needed = {"onnx": ("onnx", "onnxslim"), "openvino": ("onnx", "openvino")}[fmt]
     for module in needed:
@@ -158,9 +163,16 @@ def export(weights: Path, fmt: str, out: Path, imgsz: int = 320, dynamic: bool =
             raise ToolkitError(
                 f"export to {fmt} needs the {module!r} package installed (nothing is auto-installed)"
             ) from None
+    for module in imports or []:
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            raise ToolkitError(f"--import {module}: {exc}") from None
     yolo: Any = importlib.import_module("ultralytics").YOLO
     model = yolo(str(weights))
-    produced = Path(model.export(format=fmt, imgsz=imgsz, dynamic=dynamic, simplify=fmt == "onnx"))
+    # ONNX: dynamic batch for the shared detector (size in the metadata); OpenVINO IR: a fixed 1x3xNxN input.
+    options: dict[str, Any] = {"simplify": True, "dynamic": dynamic} if fmt == "onnx" else {"dynamic": False}
+    produced = Path(model.export(format=fmt, imgsz=imgsz, **options))
     out.parent.mkdir(parents=True, exist_ok=True)
     if fmt == "onnx":
         if out.resolve() != produced.resolve():

@@ -17,6 +17,8 @@ from qinghe.errors import PermanentError, RetryableError
 
 log = logging.getLogger(__name__)
 
+CHECKPOINT_EVERY_S = 1.0
+
 
 class PointWriter(Protocol):
     """Writes a batch of line-protocol points; raises RetryableError or PermanentError."""
@@ -236,8 +238,11 @@ class SinkWorker:
         self._thread.start()
 
     def _run(self) -> None:
-        last_flush = time.monotonic()
+        last_flush = last_checkpoint = time.monotonic()
         while not self._stop.is_set():
+            if time.monotonic() - last_checkpoint >= CHECKPOINT_EVERY_S:
+                last_checkpoint = time.monotonic()
+                self._checkpoint()
             depth = self.buffer.depth
             wait_s = last_flush + self.flush_interval_s - time.monotonic()
             if depth < self.batch_size and (depth == 0 or wait_s > 0):
@@ -255,6 +260,12 @@ class SinkWorker:
                 self._stop.wait(self._retry_delay)
             elif result is not StepResult.WROTE:
                 last_flush -= self.flush_interval_s  # bisecting: go again at once
+
+    def _checkpoint(self) -> None:
+        try:
+            self.buffer.checkpoint()
+        except Exception:  # the WAL just grows a little longer; the data is safe
+            log.exception("checkpoint of the disk buffer failed")
 
     def stop(self, flush_timeout_s: float = 5.0) -> None:
         """Stop the loop, then try to write what is buffered for up to `flush_timeout_s` (rest stays on disk)."""

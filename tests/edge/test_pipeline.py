@@ -240,3 +240,32 @@ def test_held_frames_carry_the_last_detections_and_say_so(squares: Detector) -> 
     held = [n for inferred, n in seen if not inferred]
     assert held, "a still scene must be held"
     assert all(n == 1 for n in held)  # the parked square is still described on held frames
+
+
+def test_configured_analytics_come_from_the_analytics_package(tmp_path: Path, squares: Detector) -> None:
+    from edge.analytics_hook import build_camera_analytics
+    from edge.config import EdgeConfig
+
+    lot = {"name": "lot", "polygon": [[0.2, 0.5], [0.6, 0.5], [0.6, 1.0], [0.2, 1.0]]}
+    plain = camera(zones=[lot])
+    parking = {"zone": "lot", "stationary_s": 2, "warn_after_s": 4, "grace_s": 4, "plates": False}
+    enforced = camera(kind="road_warden", speaker_id="s1", zones=[lot], analytics={"illegal_parking": [parking]})
+    edge = EdgeConfig(edge_id="e")
+    assert [a.name for a in build_camera_analytics(plain, edge, tmp_path)] == ["object"]
+    analytics = build_camera_analytics(enforced, edge, tmp_path)
+    assert [a.name for a in analytics] == ["illegal_parking"]
+    # A red square ("car" through the label map) parks in the lot: the analytic's drafts come through.
+    p = CameraPipeline(enforced, 30.0, analytics)
+    cars = create_detector(DetectorConfig(model=str(squares_model_path(squares)), labels={"red": "car"}))
+    rec = Recorder()
+    frames = [(1000 + i / 10, frame_with([("red", (min(200, 10 * i), 240))])) for i in range(150)]
+    drive(DetectorWorker(cars, {"c1": p}, rec), {"c1": p}, frames)
+    assert rec.drafts
+    assert {d.analytic for d in rec.drafts} == {"illegal_parking"}
+
+
+def squares_model_path(detector: Detector) -> Path:
+    """The model file behind the `squares` fixture's detector."""
+    config = getattr(detector, "config", None)
+    assert config is not None
+    return Path(config.model)

@@ -28,8 +28,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--write-registry's file is listed in ingest.registry_files.",
     )
     sensors.add_argument("--sensors", type=int, required=True, metavar="N", help="number of sensors")
-    sensors.add_argument("--rate", type=float, required=True, metavar="R", help="messages per second in all")
-    sensors.add_argument("--duration", type=float, required=True, metavar="S", help="seconds to publish for")
+    sensors.add_argument("--rate", type=float, metavar="R", help="messages per second in all (required to publish)")
+    sensors.add_argument("--duration", type=float, metavar="S", help="seconds to publish for (required to publish)")
     sensors.add_argument("--bad-fraction", type=float, default=0.0, metavar="F", help="fraction of invalid messages")
     sensors.add_argument("--broker", metavar="URL", help="broker URL (default: --config's, $QINGHE_BROKER, or local)")
     sensors.add_argument("--config", metavar="FILE", help="central config: sensor registry, broker, topic prefix")
@@ -79,6 +79,10 @@ def run_simulate_sensors(args: argparse.Namespace) -> int:
 def _usage_problem(args: argparse.Namespace) -> str | None:
     if args.sensors < 1:
         return "--sensors must be at least 1"
+    if args.write_registry:
+        return None
+    if args.rate is None or args.duration is None:
+        return "--rate and --duration are required (except with --write-registry)"
     if not args.rate > 0:
         return "--rate must be positive"
     if not args.duration >= 0:
@@ -116,8 +120,8 @@ def _build_plan(args: argparse.Namespace) -> tuple[Any, list[Any]]:
     plan = SimulationPlan(
         broker=broker,
         sensors=tuple(sensors),
-        rate=args.rate,
-        duration_s=args.duration,
+        rate=args.rate or 1.0,
+        duration_s=args.duration or 0.0,
         bad_fraction=args.bad_fraction,
         episodes=episodes,
         seed=args.seed,

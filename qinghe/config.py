@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Container, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import unquote, urlsplit
@@ -201,15 +201,22 @@ def _is_union_tag(part: object) -> bool:
     return isinstance(part, str) and (part.startswith("function-") or "[" in part)
 
 
-def apply_env_overrides(data: Any, environ: Mapping[str, str] | None = None) -> Any:
-    """Apply QINGHE_BROKER and QINGHE_INFLUX_URL on top of a loaded config mapping (a new dict)."""
+def apply_env_overrides(
+    data: Any, environ: Mapping[str, str] | None = None, fields: Container[str] | None = None
+) -> Any:
+    """Apply QINGHE_BROKER and QINGHE_INFLUX_URL on top of a loaded config mapping (a new dict).
+
+    `fields` (the model's field names) limits the overrides to files that have those sections, so a
+    rule file or holiday calendar does not get a `broker` key injected.
+    """
     env = os.environ if environ is None else environ
     if not isinstance(data, dict):
         return data
     out = dict(data)
-    if env.get(ENV_BROKER):
+    if env.get(ENV_BROKER) and (fields is None or "broker" in fields):
         out["broker"] = {**(out.get("broker") or {}), "url": env[ENV_BROKER]}
-    if env.get(ENV_INFLUX_URL) and ("influx" in out or "ingest" in out):
+    influx_wanted = "influx" in fields if fields is not None else ("influx" in out or "ingest" in out)
+    if env.get(ENV_INFLUX_URL) and influx_wanted:
         out["influx"] = {**(out.get("influx") or {}), "url": env[ENV_INFLUX_URL]}
     return out
 
@@ -223,6 +230,6 @@ def load_config(
 ) -> M:
     """Load a YAML file into `model` with env overrides applied; raise ConfigError on any problem."""
     doc = load_yaml_file(path, environ)
-    doc = YamlDocument(doc.path, apply_env_overrides(doc.data, environ), doc.lines)
+    doc = YamlDocument(doc.path, apply_env_overrides(doc.data, environ, model.model_fields), doc.lines)
     ctx = {"config_dir": str(Path(path).resolve().parent), **(context or {})}
     return validate_document(doc, model, checks, ctx)

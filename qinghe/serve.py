@@ -162,11 +162,21 @@ def run_serve(args: argparse.Namespace) -> int:
     log.info("config %s; broker %s; database %s", path.resolve(), config.broker.redacted_url(), config.influx.url)
     stop = threading.Event()
     _install_signal_handlers(stop)
-    services = CentralServices(config, path.resolve().parent, SystemClock(), only)
+    try:
+        services = CentralServices(config, path.resolve().parent, SystemClock(), only)
+    except ConfigError as exc:  # a rule file or another file the services load
+        for issue in exc.issues:
+            print(issue, file=sys.stderr)
+        return 1
     if not services.running:
         print("qinghe serve: no service to run (all disabled or unavailable)", file=sys.stderr)
         return 1
-    services.start()
+    try:
+        services.start()
+    except Exception as exc:  # e.g. an unwritable state_dir: say so and exit, nothing half-running
+        log.exception("could not start the central services")
+        print(f"qinghe serve: could not start: {exc}", file=sys.stderr)
+        return 1
     log.info("serving: %s", ", ".join(services.running))
     stop.wait()
     log.info("stopping")

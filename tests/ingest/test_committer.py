@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -143,3 +144,20 @@ def test_stop_commits_everything_already_queued(tmp_path: Path) -> None:
     committer.stop()
     assert rec.acked == list(range(1, 8))
     assert buffer.depth == 7
+
+
+def test_a_full_buffer_holds_acks_back_until_the_sink_makes_room(tmp_path: Path) -> None:
+    buffer = DiskBuffer(tmp_path / "b.db")
+    buffer.append([f"m v={i} {i}" for i in range(1000)], {})
+    rec = Recorder(buffer)
+    committer = Committer(buffer, rec.dead_letters, rec.ack, lambda: 1, max_rows=1000)
+    committer.start()
+    for message, outcome in _work([1, 2]):
+        committer.submit(message, 1, outcome)
+    time.sleep(0.5)
+    assert rec.acked == []  # backpressure: the broker keeps the messages
+    first = buffer.peek(1000)
+    buffer.delete_through(first[-1][0])  # the sink wrote them
+    assert wait_until(lambda: rec.acked == [1, 2], 5.0)
+    committer.stop()
+    assert buffer.depth == 2

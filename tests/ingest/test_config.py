@@ -86,3 +86,12 @@ def test_registry_files_are_merged_and_env_overrides_win() -> None:
     assert plain.broker.url == "mqtts://ingest:secret@127.0.0.1:8883"
     assert plain.broker.redacted_url() == "mqtts://ingest:***@127.0.0.1:8883"
     assert plain.influx.url == "http://127.0.0.1:8428"
+
+
+def test_env_overrides_touch_only_files_that_have_those_sections() -> None:
+    from ingest.config import RegistryFile
+    from qinghe.config import load_config
+
+    env = {"QINGHE_BROKER": "mqtt://10.1.2.3:1884", "QINGHE_INFLUX_URL": "http://10.1.2.3:8428"}
+    registry = load_config(FIXTURES / "good" / "registries" / "extra.yaml", RegistryFile, environ=env)
+    assert [s.id for s in registry.sensors] == ["sim-air-1", "sim-rain-1"]

@@ -77,3 +77,20 @@ def test_serve_without_ingest_leaves_readings_to_rules_over_mqtt(
         bus.stop()
     finally:
         services.stop()
+
+
+def test_serve_exits_1_naming_the_line_of_a_broken_rule_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from qinghe.serve import main
+
+    broken = Path(__file__).parent / "fixtures" / "e2e" / "broken-rule.yaml"
+    config = tmp_path / "central.yaml"
+    config.write_text(
+        f"state_dir: {tmp_path / 'state'}\n"
+        "broker: {url: 'mqtt://127.0.0.1:1'}\n"
+        "sensors:\n  - {id: aq-1, kind: air, zone: z}\n"
+        f"rules: {{files: ['{broken}']}}\n"
+    )
+    assert main(["--config", str(config), "--only", "rules"]) == 1
+    assert f"{broken}:10: rules[0].tiers[0].abvoe: unknown key" in capsys.readouterr().err

@@ -129,7 +129,7 @@ def test_simulate_publishes_exact_counts_that_ingest_stores_and_rejects(
     )
     cli = [sys.executable, "-m", "qinghe.cli", "simulate", "sensors", "--config", str(config_file), "--sensors", "16"]
     wrote = subprocess.run(
-        [*cli, "--rate", "1", "--duration", "1", "--write-registry", str(registry)],
+        [*cli, "--write-registry", str(registry)],
         capture_output=True,
         text=True,
         check=True,

@@ -9,7 +9,7 @@ apt_packages=(
   mosquitto victoria-metrics espeak-ng            # real servers and speech used by the demo and tests
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
   gstreamer1.0-plugins-ugly gstreamer1.0-libav gir1.2-gst-rtsp-server-1.0 python3-gi  # RTSP camera server
-  ffmpeg opencv-doc                               # clip encoding; opencv-doc ships the real vtest.avi CCTV clip
+  ffmpeg opencv-doc darknet                       # clip encoding; real imagery: vtest.avi CCTV, dog.jpg truck, horses.jpg field
   libgl1 libglib2.0-0 sqlite3 python3-venv
 )
 missing=()

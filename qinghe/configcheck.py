@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import json
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from qinghe.yamlload import ConfigError, ConfigIssue, load_yaml_file
@@ -72,6 +74,38 @@ def run_check(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+# file kind -> "module:Model" whose JSON Schema editors can use to complete and check YAML.
+SCHEMA_MODELS = {
+    "central": "qinghe.central_config:CentralConfig",
+    "edge": "edge.config:EdgeConfig",
+    "rules": "rules.model:RuleFileModel",
+    "rule-test": "rules.testfile:RuleTestFile",
+}
+
+
+def json_schema(kind: str) -> dict[str, Any]:
+    """The JSON Schema (draft 2020-12) of one file kind, generated from its pydantic model."""
+    module_name, _, class_name = SCHEMA_MODELS[kind].partition(":")
+    model = getattr(importlib.import_module(module_name), class_name)
+    schema: dict[str, Any] = model.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["$id"] = f"qinghe/{kind}.schema.json"
+    return schema
+
+
+def run_schema(args: argparse.Namespace) -> int:
+    """Handler for `qinghe config schema`: print one schema, or write them all to a directory."""
+    if args.out is None:
+        print(json.dumps(json_schema(args.kind), indent=2, ensure_ascii=False))
+        return 0
+    args.out.mkdir(parents=True, exist_ok=True)
+    for kind in SCHEMA_MODELS if args.kind == "all" else [args.kind]:
+        path = args.out / f"{kind}.schema.json"
+        path.write_text(json.dumps(json_schema(kind), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        print(path)
+    return 0
+
+
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the `config` verb group."""
     config = subparsers.add_parser("config", help="validate config and rule files")
@@ -85,6 +119,15 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     check.add_argument("files", nargs="+", metavar="FILE")
     check.add_argument("-q", "--quiet", action="store_true", help="print only errors")
     check.set_defaults(handler=run_check)
+    schema = verbs.add_parser(
+        "schema",
+        help="print the JSON Schema of a file kind (for editor completion of YAML)",
+        description="Print the JSON Schema generated from the config models, or write every kind's schema to "
+        "--out DIR. Point your editor's YAML language server at it (see docs/config.md).",
+    )
+    schema.add_argument("kind", choices=[*SCHEMA_MODELS, "all"])
+    schema.add_argument("--out", type=Path, default=None, help="write <kind>.schema.json files here")
+    schema.set_defaults(handler=run_schema)
 
 
 def main(argv: Sequence[str]) -> int:

@@ -90,11 +90,13 @@ class RulesService:
         self.decoder = InputDecoder(config, self.topics)
         name = f"{config.service_id}-rules" + (f"-{self.shard.name}" if self.shard else "")
         availability = Availability(self.topics.build("service_availability", service=name))
-        self.bus = MqttBus(config.broker, name, availability=availability)
+        self.bus = MqttBus(config.broker, name, availability=availability, manual_ack=True)
         self.outbox = Outbox(state_dir / (settings.outbox_file + suffix), self.bus)
         self._lock = threading.RLock()
         self._stop = threading.Event()
+        self._kick = threading.Event()  # set when the timer must look again before its sleep ends
         self._timer: threading.Thread | None = None
+        self._timer_until = 0.0
         now = self.clock.now()
         self._next_reload = now + settings.reload_interval_s
         self._next_checkpoint = now + settings.checkpoint_interval_s
@@ -135,11 +137,12 @@ class RulesService:
         self._publish_status()
 
     def stop(self, flush_s: float = 5.0) -> None:
-        """Stop the timer, checkpoint, flush the outbox, disconnect."""
+        """Stop taking input and the timer, checkpoint, flush the outbox, disconnect."""
         if self.pool is not None:
             self.pool.stop()
             return
-        self._stop.set()
+        self._stop.set()  # messages arriving from now on stay unacknowledged: the broker redelivers them
+        self._kick.set()
         if self._timer is not None:
             self._timer.join(timeout=5)
         with self._lock:
@@ -169,6 +172,10 @@ class RulesService:
             return True
 
     def _on_message(self, message: InboundMessage) -> None:
+        """Decode, process, then acknowledge: a message is acked only once its effects are durable
+        (signals and dead letters committed to the outbox); one still unacked when we stop is redelivered."""
+        if self._stop.is_set():
+            return
         decoded = self.decoder.decode(message.topic, message.payload, self.clock.now())
         if isinstance(decoded, Rejected):
             self._dead_letter(message, decoded.reason)
@@ -176,6 +183,7 @@ class RulesService:
             self.handle_event(decoded)
         elif not isinstance(decoded, Ignored):
             self._step(decoded)
+        self.bus.ack(message)
 
     def _step(self, item: Input) -> None:
         with self._lock:
@@ -186,6 +194,9 @@ class RulesService:
             signals = self.engine.step(item, now)
             if signals:
                 self._emit(signals)
+            wake = self.engine.next_wakeup()
+            if wake is not None and wake < self._timer_until:
+                self._kick.set()  # a deadline earlier than the timer's sleep: wake it
 
     def _dead_letter(self, message: InboundMessage, reason: str) -> None:
         log.warning("rejected %s: %s", message.topic, reason)
@@ -219,10 +230,13 @@ class RulesService:
                 log.exception("rules timer tick failed")
             with self._lock:
                 wake = self.engine.next_wakeup()
-            delay = self.settings.tick_max_s
-            if wake is not None:
-                delay = min(delay, max(0.0, wake - self.clock.now()))
-            self._stop.wait(delay)
+                now = self.clock.now()
+                delay = (
+                    self.settings.tick_max_s if wake is None else min(self.settings.tick_max_s, max(0.0, wake - now))
+                )
+                self._timer_until = now + delay
+                self._kick.clear()
+            self._kick.wait(delay)
 
     def tick(self) -> None:
         """Let time pass: due timers, then reload, checkpoint and stats when they are due."""

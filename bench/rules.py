@@ -116,9 +116,10 @@ def publish_backlog(url: str, sensors: list[str], count: int, processes: int = 2
     """Queue `count` readings at the broker with several publisher processes; returns seconds taken."""
     started = time.perf_counter()
     share = count // processes
+    own = [sensors[p::processes] for p in range(processes)]  # disjoint sensors keep per-sensor order
     procs = [
         multiprocessing.Process(
-            target=_publish_share, args=(url, sensors, share + (count % processes if p == 0 else 0), p)
+            target=_publish_share, args=(url, own[p], share + (count % processes if p == 0 else 0), p)
         )
         for p in range(processes)
     ]

@@ -66,6 +66,24 @@ def peak_rss_mib() -> float:
     return float("nan")
 
 
+def forget_session(url: str, client_id: str) -> None:
+    """Discard a persistent session (connect with a clean session), so the broker stops queueing for it.
+
+    Left behind, every finished measurement's session would queue every later message, and mosquitto's
+    autosave of that growing queue stalls the broker for hundreds of milliseconds.
+    """
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=True)
+    host, port = url.removeprefix("mqtt://").split(":")
+    client.connect(host, int(port))
+    client.loop_start()
+    time.sleep(0.2)
+    client.disconnect()
+    client.loop_stop()
+
+
 def _flood_main(url: str, n: int, qos: int, seed: int) -> None:
     """Child process: build n realistic readings first, then publish them as fast as one paho client can."""
     sensors = synthetic_sensors(SENSORS)
@@ -130,6 +148,8 @@ def _bare_main(url: str, n: int, qos: int, backlog: bool, conn: Any) -> None:
     cpu = time.process_time() - state["cpu0"]
     client.disconnect()
     client.loop_stop()
+    if backlog:
+        forget_session(url, f"bench-bare-{qos}-{backlog}")
     conn.send({**state, "cpu_us": cpu / max(state["count"], 1) * 1e6, "rss_mib": peak_rss_mib()})
 
 
@@ -209,6 +229,7 @@ def measure_ours(
     elapsed, cpu = time.monotonic() - t0, time.process_time() - cpu0
     publisher.join()
     service.stop(flush_timeout_s=30)
+    forget_session(mosq.url, service.bus.client_id)
     stored = _stored(vm, before + n) - before
     return {"rate": n / elapsed, "cpu_us": cpu / n * 1e6, "stored": stored, "lost": n - stored}
 
@@ -233,6 +254,7 @@ def measure_sustained(
             rows.append({"rate": rate, "achieved": achieved, "lag_s": lag, "ok": float(caught_up and lag < 1.0)})
     finally:
         service.stop(flush_timeout_s=30)
+        forget_session(mosq.url, service.bus.client_id)
     return rows
 
 

@@ -134,7 +134,7 @@ class StandingWater:
         fraction, box = measured
         self.last_fraction = fraction
         if self.episode is None and fraction < self.config.clear_fraction:
-            self._refresh_reference(observation.frame)
+            self._refresh_reference(observation)
         if self.episode is None:
             self.streak = self.streak + 1 if active and fraction >= self.config.min_fraction else 0
             if self.streak < self.config.persist_checks:
@@ -174,7 +174,7 @@ class StandingWater:
         water_boxes = [b for b, lab, s in zip(boxes, labels, dets.scores.tolist(), strict=True)
                        if lab in self.water and s >= cfg.min_score]  # fmt: skip
         wet = box_mask(water_boxes, w, h) if cfg.mode is not WaterMode.REFERENCE else np.zeros((h, w), bool)
-        occluded = box_mask([t.box for t in observation.tracks if t.label in self.occluders], w, h)
+        occluded = self._occluded(observation, w, h)
         if frame is not None and cfg.mode is not WaterMode.MODEL:
             dry_looking = not (box_mask(water_boxes, w, h) & zone).any() and (occluded & zone).sum() < 0.02 * zone.sum()
             wet |= self._compare(self._small(frame), dry_looking)
@@ -187,12 +187,27 @@ class StandingWater:
         box = (xs.min() / w, ys.min() / h, (xs.max() + 1) / w, (ys.max() + 1) / h) if len(xs) else (0.0, 0.0, 0.0, 0.0)
         return round(fraction, 4), box
 
-    def _refresh_reference(self, frame: Frame | None) -> None:
-        """While dry, let the reference follow slow changes (season, dirt, camera gain): 10 % per check."""
-        if frame is not None and self.reference is not None and self._given_reference is None:
-            small = self._small(frame)
-            if small.shape == self.reference.shape:
-                self.reference += 0.1 * (small - self.reference)
+    def _occluded(self, observation: FrameObservation, w: int, h: int) -> Mask:
+        """Pixels under vehicles and people (boxes grown by 10 %: detector boxes are not exact)."""
+        boxes = []
+        for t in observation.tracks:
+            if t.label in self.occluders:
+                x1, y1, x2, y2 = t.box
+                mx, my = 0.1 * (x2 - x1), 0.1 * (y2 - y1)
+                boxes.append((x1 - mx, y1 - my, x2 + mx, y2 + my))
+        return box_mask(boxes, w, h)
+
+    def _refresh_reference(self, observation: FrameObservation) -> None:
+        """While dry, let the reference follow slow changes (10 % per check), never learning passing objects."""
+        frame = observation.frame
+        if frame is None or self.reference is None or self._given_reference is not None:
+            return
+        small = self._small(frame)
+        if small.shape != self.reference.shape:
+            return
+        h, w = small.shape[:2]
+        rate = np.where(self._occluded(observation, w, h), 0.0, 0.1).astype(np.float32)[:, :, None]
+        self.reference += rate * (small - self.reference)
 
     def _compare(self, small: F32, dry_looking: bool) -> Mask:
         """Wet pixels by comparison with the dry reference (learned on the first dry-looking check)."""

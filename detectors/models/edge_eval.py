@@ -22,7 +22,8 @@ from typing import Any
 
 import yaml
 
-from detectors.models.evaluate import FULL_CHECK_S, ClipResult, EventRow
+from detectors.models.demo import demo_camera
+from detectors.models.evaluate import ClipResult, EventRow
 from detectors.models.labels import ClipLabels, read_labels
 from detectors.models.scoring import episodes_from, match_events
 from qinghe.bus import InboundMessage, MqttBus
@@ -44,18 +45,9 @@ def edge_config(clips: list[tuple[str, Path, ClipLabels]], model: Path, state_di
                 score: float) -> dict[str, Any]:  # fmt: skip
     """An edge config with one camera per clip."""
     cameras = []
-    for camera_id, clip_dir, labels in clips:
-        analytics = dict(labels.analytics)
-        analytics.setdefault("plates", {"backend": "none"})
-        camera: dict[str, Any] = {
-            "id": camera_id, "detect": {"path": str(clip_dir / labels.video), "realtime": True, "loop": False},
-            "detect_fps": labels.fps, "full_check_interval_s": FULL_CHECK_S, "stationary_recheck_s": 2.0,
-            "zones": [{"name": z.name, "polygon": [list(p) for p in z.polygon], "inertia": 2} for z in labels.zones],
-            "tracking": {"stationary_s": 3.0}, "watchdog": {"recover_s": 0.0, "offline_after_s": 30.0},
-            "before_s": 30.0, "analytics": analytics,
-        }  # fmt: skip
-        if labels.thermal:
-            camera["thermal"] = {"path": str(clip_dir / labels.thermal), "loop": False}
+    for camera_id, clip_dir, _labels in clips:
+        camera = demo_camera(clip_dir.name, clip_dir)
+        camera.update({"id": camera_id, "kind": "generic", "watchdog": {"recover_s": 0.0, "offline_after_s": 30.0}})
         cameras.append(camera)
     return {
         "edge_id": "eval", "broker": {"url": broker_url, "reconnect_min_s": 0.1, "reconnect_max_s": 0.5},

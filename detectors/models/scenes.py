@@ -18,10 +18,11 @@ from typing import Any
 
 import numpy as np
 
+from detectors.analytics.common import point_in_polygon
 from detectors.models.actors import CloudShadow, Dropped, Fire, Mover, Point, Polyline, Puddle, polygon_mask
 from detectors.models.assets import SCENE_H, SCENE_W, Box, Library, Sprite
 from detectors.models.labels import EventLabel, ZoneLabel
-from detectors.models.render import Plume, garbage_bag, garbage_pile, smooth_noise
+from detectors.models.render import Plume, garbage_bag, garbage_pile, person_height, smooth_noise
 
 KINDS: dict[str, tuple[str, ...]] = {
     "parking": ("complied", "violation", "brief_stop", "traffic"),
@@ -207,7 +208,7 @@ def parking(lib: Library, rng: np.random.Generator, variant: str) -> Script:
 def dumping(lib: Library, rng: np.random.Generator, variant: str) -> Script:
     """A person walks onto the lawn and leaves a bag or a pile (or carries it on, or picks it back up)."""
     cfg = DUMPING
-    drop = (_uniform(rng, 150, 330), _uniform(rng, 360, 450))
+    drop = (_uniform(rng, 110, 270), _uniform(rng, 360, 450))  # the bag lands right of the feet, inside the lawn
     start = (-30.0, _uniform(rng, 330, 460)) if rng.random() < 0.5 else (_uniform(rng, 420, 640), 500.0)
     end = (_uniform(rng, 450, 660), 490.0) if start[0] < 0 else (-40.0, _uniform(rng, 330, 460))
     speed = _uniform(rng, 25, 40)
@@ -242,7 +243,9 @@ def dumping(lib: Library, rng: np.random.Generator, variant: str) -> Script:
         )
     else:
         script.drops.append(Dropped(2, walker, garbage_bag(rng, 120), None if variant == "carry_through" else t_drop))
-    if variant in ("bag", "pile"):
+    landing = (drop[0] + person_height(drop[1]) * 0.35, drop[1] + 2)
+    inside = point_in_polygon(landing[0] / SCENE_W, landing[1] / SCENE_H, LAWN)
+    if variant in ("bag", "pile") and inside:
         script.events.append(EventLabel(analytic="dumping", zone="lawn", object_id=2, label="garbage", start_s=t_drop,
                                          milestones={"start": t_drop + cfg["static_s"]}))  # fmt: skip
     script.movers += _crossing_walkers(lib, rng, 20, int(rng.integers(0, 3)), duration)

@@ -185,3 +185,19 @@ def test_scenes_cli_usage_errors(tmp_path: Path) -> None:
     assert proc.returncode == 2
     assert "unknown scene" in proc.stderr
     assert _qinghe("models", "scenes", "--out", str(tmp_path), "--kinds", "lava").returncode == 2
+
+
+def test_demo_camera_config_is_valid_for_the_edge_agent(clips: dict[str, Path]) -> None:
+    from detectors.analytics import build_analytics
+    from detectors.models.demo import DEMO_SCENES, demo_camera
+    from edge.config_camera import CameraConfig
+
+    camera = CameraConfig.model_validate(demo_camera("parking-complied", clips["parking"], speaker_id="spk-1"))
+    assert camera.kind.value == "road_warden"
+    assert [a.name for a in build_analytics(camera, clips["parking"])] == ["illegal_parking"]
+    rtsp = CameraConfig.model_validate(
+        demo_camera("parking-violation", clips["parking"], source="rtsp://127.0.0.1:8554/p")
+    )
+    assert rtsp.detect.url == "rtsp://127.0.0.1:8554/p"
+    assert rtsp.kind.value == "generic"  # no speaker given: not a road_warden camera
+    assert set(DEMO_SCENES) == {"parking-complied", "parking-violation", "smoke", "water"}

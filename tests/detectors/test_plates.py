@@ -163,7 +163,7 @@ def render_plate(text: str, background: tuple[int, int, int], ink: tuple[int, in
     font_path = _cjk_font()
     assert font_path is not None
     cjk = ImageFont.truetype(str(font_path), 60)
-    latin = ImageFont.truetype("/usr/share/fonts/truetype/dejavu/DejaVuSansCondensed-Bold.ttf", 70)
+    latin = ImageFont.truetype("/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf", 60)  # fonts-dejavu-core
     width = 440 if len(text) == 7 else 480
     image = Image.new("RGB", (width, 140), background)
     draw = ImageDraw.Draw(image)

@@ -153,12 +153,15 @@ class Bench:
 class TimedService:
     """RulesService (alone: it subscribes to readings) with the engine's step timed per reading."""
 
-    def __init__(self, folder: Path, url: str, registry: list[dict[str, Any]], specs: list[dict[str, Any]]) -> None:
+    def __init__(
+        self, folder: Path, url: str, registry: list[dict[str, Any]], specs: list[dict[str, Any]], service_id: str
+    ) -> None:
+        self.client_id = f"{service_id}-rules"
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "rules.yaml").write_text(rules_yaml(specs), encoding="utf-8")
         config = CentralConfig.model_validate(
             {
-                "service_id": "bench",
+                "service_id": service_id,
                 "state_dir": str(folder / "state"),
                 "broker": {"url": url},
                 "sensors": registry,
@@ -196,6 +199,13 @@ class TimedService:
         return (self.count - 1) / (self.last - self.first) if self.first and self.count > 1 else 0.0
 
 
+def drop_session(url: str, client_id: str) -> None:
+    """Connect once with a clean start so the broker forgets a persistent session (and its queue)."""
+    bus = MqttBus(BrokerConfig(url=url), client_id, clean_start=True)
+    bus.start(wait_s=10)
+    bus.stop()
+
+
 def wait_until(predicate: Callable[[], bool], timeout_s: float) -> bool:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -208,16 +218,17 @@ def wait_until(predicate: Callable[[], bool], timeout_s: float) -> bool:
 def bench_ours(b: Bench) -> dict[str, float]:
     """Backlog drain and engine step latency through the live service."""
     folder, backlog = b.folder / "ours", b.args.backlog
-    timed = TimedService(folder, b.url, b.registry, b.specs)
+    timed = TimedService(folder, b.url, b.registry, b.specs, "benchdrain")
     timed.service.start()  # creates the persistent session and its subscription
     timed.service.stop()
     publish_s = publish_backlog(b.url, b.sensors, backlog)
-    timed = TimedService(folder, b.url, b.registry, b.specs)
+    timed = TimedService(folder, b.url, b.registry, b.specs, "benchdrain")
     timed.service.start()
-    done = wait_until(lambda: timed.count >= backlog, timeout_s=300)
+    done = wait_until(lambda: timed.count >= backlog, timeout_s=600)
     rate = timed.drain_rate()
     steps = sorted(timed.step_s)
     timed.service.stop()
+    drop_session(b.url, timed.client_id)  # later phases' traffic must not queue for it
     return {
         "publish_s": publish_s,
         "drained": float(done),
@@ -259,10 +270,12 @@ def bench_workers(b: Bench) -> dict[str, float]:
     def total() -> int:
         return sum(int(s.get("counters", {}).get("readings", 0)) for s in stats.values())
 
-    done = wait_until(lambda: total() >= backlog, 300)
+    done = wait_until(lambda: total() >= backlog, 600)
     time.sleep(1.0)
     pool.stop()
     watcher.stop()
+    for i in range(workers):
+        drop_session(b.url, f"benchpool-rules-{i + 1}of{workers}")
     firsts = [s["first_input_at"] for s in stats.values() if s.get("first_input_at")]
     lasts = [s["last_input_at"] for s in stats.values() if s.get("last_input_at")]
     span = max(lasts) - min(firsts) if firsts and lasts else 0.0
@@ -337,11 +350,12 @@ def nodered_signal_time(body: bytes) -> float | None:
 
 def latency_ours(b: Bench) -> tuple[float, float, int]:
     """Alert latency of the live service at a fixed rate."""
-    timed = TimedService(b.folder / "ours-latency", b.url, b.registry, b.specs)
+    timed = TimedService(b.folder / "ours-latency", b.url, b.registry, b.specs, "benchlatency")
     timed.service.start()
     probe = LatencyProbe(b.url, "qh/v1/rules/signal/#", our_signal_time)
     probe.run(b.sensors, b.args.rate, b.args.seconds)
     timed.service.stop()
+    drop_session(b.url, timed.client_id)
     return probe.summary()
 
 
@@ -379,7 +393,7 @@ for (const r of (rules[zone] || [])) {
 }
 const progress = (n === 1 || n % 5000 === 0)
   ? {topic: 'bench/nodered/progress', payload: JSON.stringify({n, t: Date.now()})} : null;
-return [out.length ? [out] : null, progress];
+return [out.length ? out : null, progress];
 """
 
 

@@ -30,7 +30,8 @@ from detectors.plates import BestPlate, PlateQueue
 from qinghe.contracts import EventType
 
 NAME = "illegal_parking"
-REASSOCIATE_IOU = 0.5  # a new track id takes over a parked vehicle only this well aligned with its spot
+REASSOCIATE_IOU = 0.6  # a new track id takes over a parked vehicle only this well aligned with its spot
+DEPART_STREAK = 3  # still sightings by the current track before its moving off counts as leaving
 HISTORY = 64  # recent (ts, box) samples per vehicle, to time the stop and the departure precisely
 TIGHT = 0.035  # centre shift (fraction of box size) that still counts as exactly where it stopped
 
@@ -65,6 +66,12 @@ class Vehicle:
     plate: BestPlate = field(default_factory=BestPlate)
     plate_requests: int = 0
     last_plate_request: float = -math.inf
+
+
+def _takes_over(box: Box, spot: Box) -> bool:
+    """Is this box the parked vehicle under another track id: right on its spot, about its size?"""
+    ratio = ((box[2] - box[0]) * (box[3] - box[1])) / max((spot[2] - spot[0]) * (spot[3] - spot[1]), 1e-9)
+    return iou(box, spot) >= REASSOCIATE_IOU and 0.7 <= ratio <= 1.4
 
 
 def _shift(a: Box, b: Box) -> float:
@@ -107,7 +114,7 @@ class IllegalParking:
             drafts += self._leave(vehicle, vehicle.last_seen, ts)  # unseen too long (or the agent was down)
         if ended:
             drafts += self._schedule_ended(ts)
-        matched = self._match(seen, {t.track_id for t in observation.tracks}, ts, drafts)
+        matched = self._match(seen, ts, drafts)
         self._add_candidates([t for t in seen if t.track_id not in matched], ts)
         for vehicle in list(self.vehicles):
             drafts += self._advance(vehicle, ts, active, observation.frame)
@@ -115,16 +122,21 @@ class IllegalParking:
 
     # ----- association ---------------------------------------------------------------------------
 
-    def _match(self, seen: list[TrackedObject], present: set[int], ts: float, drafts: list[EventDraft]) -> set[int]:
-        """Pair vehicles with tracks: their own track, else (own track gone) a new track right on the spot."""
+    def _match(self, seen: list[TrackedObject], ts: float, drafts: list[EventDraft]) -> set[int]:
+        """Pair vehicles with tracks: their own track, else (own track not seen) a new track right on the spot.
+
+        A takeover needs IoU >= REASSOCIATE_IOU and a similar size: a tracker restart on the same car or a
+        class flicker (car/truck tracks are separate) qualifies, a vehicle passing in front rarely does.
+        """
         vehicles = list(self.vehicles)  # _observe may remove vehicles while we go
+        seen_ids = {t.track_id for t in seen}
         pairs = []
         for vi, vehicle in enumerate(vehicles):
-            own_present = vehicle.track_id in present
+            own_seen = vehicle.track_id in seen_ids
             for track in seen:
                 if track.track_id == vehicle.track_id:
                     pairs.append((True, overlap(track.box, vehicle.anchor), vi, track))
-                elif not own_present and iou(track.box, vehicle.anchor) >= REASSOCIATE_IOU:
+                elif not own_seen and _takes_over(track.box, vehicle.anchor):
                     pairs.append((False, overlap(track.box, vehicle.anchor), vi, track))
         pairs.sort(key=lambda p: (p[0], p[1]), reverse=True)
         used_v: set[int] = set()
@@ -165,7 +177,7 @@ class IllegalParking:
                 self.vehicles.remove(vehicle)
             return []
         if score < self.config.leave_overlap:
-            if vehicle.still_streak >= 2:  # its own track, seen still here, now drives off
+            if vehicle.still_streak >= DEPART_STREAK:  # a track seen still here for a while, now driving off
                 return self._leave(vehicle, self._departure(vehicle), ts)
             vehicle.track_id, vehicle.still_streak = -1, 0  # a wrong pairing: let it go, keep waiting
             return []

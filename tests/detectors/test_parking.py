@@ -248,3 +248,35 @@ def test_a_gap_in_observations_ends_the_episode_at_the_last_sighting() -> None:
                                            ("end", "warning", "complied"), ("start", "dwelling", None)]  # fmt: skip
     assert events[2][1].attributes["left_at"] == pytest.approx(11.8)
     assert events[3][1].episode_id != events[0][1].episode_id
+
+
+def test_class_flicker_keeps_the_episode() -> None:
+    """The detector calls the parked car a truck from 12 s on: the tracker starts a truck track while it
+    keeps predicting the car track; the truck track takes over the spot: one episode, no re-alert."""
+    a = analytic()
+
+    def scene(ts: float) -> list[TrackedObject]:
+        if ts < 12.0:
+            return [track(1, "car", SPOT, zones=["np"])]
+        return [track(1, "car", SPOT, zones=["np"], missed=1), track(5, "truck", shifted(SPOT, 0.003), zones=["np"])]
+
+    events = run(a, 0.0, 35.0, scene)
+    assert kinds(d for _, d in events) == [("start", "dwelling", None), ("update", "warning", None),
+                                           ("update", "violation", None)]  # fmt: skip
+    assert events[-1][1].track_id == 5
+    assert events[-1][0] == pytest.approx(30.0)
+
+
+def test_vehicle_driving_slowly_across_the_spot_never_takes_it_over() -> None:
+    a = analytic()
+
+    def scene(ts: float) -> list[TrackedObject]:
+        own = track(1, "car", SPOT, zones=["np"], missed=1 if ts >= 5.0 else 0)
+        crawler = track(8, "car", shifted(SPOT, -0.2 + 0.04 * (ts - 5.0)), zones=["np"])
+        return [own, crawler] if 5.0 <= ts < 15.0 else [own]
+
+    events = run(a, 0.0, 14.0, scene)  # the parked car is hidden 9 s > occlusion_s: it counts as gone...
+    assert kinds(d for _, d in events) == [("start", "dwelling", None), ("end", "dwelling", "left")]
+    assert events[-1][1].attributes["left_at"] == pytest.approx(
+        4.8
+    )  # ...at its last sighting, not when the crawler left

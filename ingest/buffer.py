@@ -8,6 +8,7 @@ import threading
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
+from ingest.dedup import Snapshot
 from qinghe.outbox import open_sqlite
 
 log = logging.getLogger(__name__)
@@ -17,21 +18,23 @@ CREATE TABLE IF NOT EXISTS points (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     line TEXT NOT NULL
 );
-CREATE TABLE IF NOT EXISTS last_seen (
+CREATE TABLE IF NOT EXISTS dedup (
     sensor TEXT PRIMARY KEY,
     seq INTEGER,
-    ts REAL NOT NULL
+    ts REAL NOT NULL,
+    seen BLOB NOT NULL,
+    recent BLOB NOT NULL
 ) WITHOUT ROWID;
 """
 
 _UPSERT = (
-    "INSERT INTO last_seen(sensor, seq, ts) VALUES (?, ?, ?) "
-    "ON CONFLICT(sensor) DO UPDATE SET seq = excluded.seq, ts = excluded.ts"
+    "INSERT INTO dedup(sensor, seq, ts, seen, recent) VALUES (?, ?, ?, ?, ?) ON CONFLICT(sensor) DO UPDATE "
+    "SET seq = excluded.seq, ts = excluded.ts, seen = excluded.seen, recent = excluded.recent"
 )
 
 
 class DiskBuffer:
-    """Points waiting for the database, and the last (seq, ts) of every sensor.
+    """Points waiting for the database, and every sensor's dedup window.
 
     `append` commits points and dedup state in one transaction, so after a crash the two agree:
     a reading is either stored and remembered, or neither (and the broker redelivers it).
@@ -57,16 +60,16 @@ class DiskBuffer:
         """Points on disk not yet written to the database."""
         return self._depth
 
-    def append(self, lines: Sequence[str], last_seen: Mapping[str, tuple[int | None, float]]) -> None:
-        """Commit points and the newest (seq, ts) per sensor in one transaction (raises sqlite3.Error)."""
-        if not lines and not last_seen:
+    def append(self, lines: Sequence[str], dedup: Mapping[str, Snapshot]) -> None:
+        """Commit points and the dedup windows of their sensors in one transaction (raises sqlite3.Error)."""
+        if not lines and not dedup:
             return
         with self._write_lock:
             db = self._writer
             db.execute("BEGIN")
             try:
                 db.executemany("INSERT INTO points(line) VALUES (?)", [(line,) for line in lines])
-                db.executemany(_UPSERT, [(sensor, seq, ts) for sensor, (seq, ts) in last_seen.items()])
+                db.executemany(_UPSERT, [(sensor, *snapshot) for sensor, snapshot in dedup.items()])
                 db.execute("COMMIT")
             except BaseException:
                 db.execute("ROLLBACK")
@@ -89,18 +92,21 @@ class DiskBuffer:
         """Copy the write-ahead log into the database file (PASSIVE: never blocks the committer)."""
         self._reader.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
 
-    def load_last_seen(self) -> list[tuple[str, int | None, float]]:
-        """Every remembered (sensor, seq, ts), to rebuild the dedup state after a restart."""
-        rows = self._reader.execute("SELECT sensor, seq, ts FROM last_seen").fetchall()
-        return [(str(sensor), None if seq is None else int(seq), float(ts)) for sensor, seq, ts in rows]
+    def load_dedup(self) -> list[tuple[str, int | None, float, bytes, bytes]]:
+        """Every sensor's persisted dedup window, to rebuild the dedup state after a restart."""
+        rows = self._reader.execute("SELECT sensor, seq, ts, seen, recent FROM dedup").fetchall()
+        return [
+            (str(sensor), None if seq is None else int(seq), float(ts), bytes(seen), bytes(recent))
+            for sensor, seq, ts, seen, recent in rows
+        ]
 
     def forget_sensors(self, keep: Iterable[str]) -> int:
         """Evict dedup state of sensors no longer in the registry; returns how many were removed."""
         keep_set = set(keep)
-        gone = [(sensor,) for sensor, _seq, _ts in self.load_last_seen() if sensor not in keep_set]
+        gone = [(row[0],) for row in self.load_dedup() if row[0] not in keep_set]
         if gone:
             with self._write_lock:
-                self._writer.executemany("DELETE FROM last_seen WHERE sensor = ?", gone)
+                self._writer.executemany("DELETE FROM dedup WHERE sensor = ?", gone)
         return len(gone)
 
     def close(self) -> None:

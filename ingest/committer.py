@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from ingest.buffer import DiskBuffer
+from ingest.dedup import DedupState
 from ingest.validate import Accepted, Outcome, Redelivered, Rejection
 from qinghe.bus import InboundMessage
 from qinghe.contracts import SensorReading
@@ -53,12 +54,17 @@ class Committer:
         *,
         on_reading: ReadingHook | None = None,
         on_committed: Callable[[], None] | None = None,
+        committed: DedupState | None = None,
         max_batch: int = 5000,
         max_rows: int = 5_000_000,
         retry_s: float = 0.5,
         linger_s: float = 0.001,
     ) -> None:
         self.buffer = buffer
+        # The dedup state of what is on disk: it trails the validator's, which has seen messages
+        # that are still queued. Only this one may be persisted, or a crash would leave redelivered
+        # messages looking like duplicates of readings that were never stored.
+        self.committed = committed if committed is not None else DedupState(buffer.load_dedup())
         self._dead_letters = dead_letters
         self._ack = ack
         self._generation = generation
@@ -137,19 +143,22 @@ class Committer:
     def commit(self, batch: Sequence[Work]) -> None:
         """Commit one batch durably, then acknowledge it and hand the readings on."""
         lines: list[str] = []
-        last_seen: dict[str, tuple[int | None, float]] = {}
         rejected: list[tuple[InboundMessage, Rejection]] = []
         readings: list[SensorReading] = []
+        check = self.committed.check
         for message, _gen, outcome in batch:
             if type(outcome) is Accepted:
                 reading = outcome.reading
                 lines.append(outcome.line)
-                last_seen[reading.sensor_id] = (reading.seq, reading.ts)
+                if check(reading.sensor_id, reading.seq, reading.ts) is not None:
+                    log.error("dedup replica disagrees about %s seq %s", reading.sensor_id, reading.seq)
                 readings.append(reading)
             elif type(outcome) is Rejection:
                 rejected.append((message, outcome))
+        windows = {r.sensor_id: self.committed.snapshot(r.sensor_id) for r in readings}
+        dedup = {sensor: snap for sensor, snap in windows.items() if snap is not None}
         self._wait_for_room()
-        if not self._durably(lambda: self.buffer.append(lines, last_seen), "disk buffer"):
+        if not self._durably(lambda: self.buffer.append(lines, dedup), "disk buffer"):
             return
         if rejected and not self._durably(lambda: self._dead_letters(rejected), "dead-letter outbox"):
             return

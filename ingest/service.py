@@ -59,11 +59,11 @@ class IngestService:
         )
         self.buffer = DiskBuffer(state_dir / settings.buffer_path, sync=settings.buffer_sync)
         registry = compile_registry(config.sensors)
-        dedup = DedupState(self.buffer.load_last_seen())
-        evicted = dedup.retain(registry)
-        self.buffer.forget_sensors(registry)
+        evicted = self.buffer.forget_sensors(registry)  # dedup state of sensors that left the registry
         if evicted:
             log.info("forgot the dedup state of %d sensors no longer in the registry", evicted)
+        persisted = self.buffer.load_dedup()
+        dedup = DedupState(persisted)
         limits = Limits(settings.max_payload_bytes, settings.max_future_skew_s, settings.max_age_s)
         self.validator = Validator(registry, self.topics.root, limits, dedup)
         self.outbox = Outbox(state_dir / settings.deadletter_path, self.bus)
@@ -82,6 +82,7 @@ class IngestService:
             lambda: self._generation,
             on_reading=on_reading,
             on_committed=self.sink.notify,
+            committed=DedupState(persisted),
             max_batch=settings.commit_max_batch,
             max_rows=settings.buffer_max_rows,
         )

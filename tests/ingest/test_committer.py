@@ -10,7 +10,8 @@ from pathlib import Path
 
 from ingest.buffer import DiskBuffer
 from ingest.committer import Committer, wait_until
-from ingest.validate import Outcome, Redelivered, Rejection
+from ingest.dedup import DedupState, Snapshot
+from ingest.validate import Accepted, Outcome, Redelivered, Rejection
 from qinghe.bus import InboundMessage
 from qinghe.contracts import SensorReading
 from tests.ingest.helpers import NOW, make_validator, payload, topic
@@ -24,11 +25,11 @@ class FlakyBuffer(DiskBuffer):
         self.failures = failures
         self.attempts = 0
 
-    def append(self, lines: Sequence[str], last_seen: Mapping[str, tuple[int | None, float]]) -> None:
+    def append(self, lines: Sequence[str], dedup: Mapping[str, Snapshot]) -> None:
         self.attempts += 1
         if self.attempts <= self.failures:
             raise sqlite3.OperationalError("database or disk is full")
-        super().append(lines, last_seen)
+        super().append(lines, dedup)
 
 
 class Recorder:
@@ -70,7 +71,7 @@ def test_acks_follow_the_commit_and_readings_are_handed_on(tmp_path: Path) -> No
     assert min(rec.depth_at_ack) == 3  # every ack came after the three readings were on disk
     assert rec.dead == [(3, "duplicate")]
     assert [r.seq for r in seen] == [1, 2, 3]
-    assert sorted(buffer.load_last_seen()) == [("aq-1", 3, NOW)]
+    assert DedupState(buffer.load_dedup()).last("aq-1") == (3, NOW)
 
 
 def test_messages_of_an_earlier_connection_are_not_acknowledged(tmp_path: Path) -> None:
@@ -161,3 +162,19 @@ def test_a_full_buffer_holds_acks_back_until_the_sink_makes_room(tmp_path: Path)
     assert wait_until(lambda: rec.acked == [1, 2], 5.0)
     committer.stop()
     assert buffer.depth == 2
+
+
+def test_only_committed_readings_are_remembered_on_disk(tmp_path: Path) -> None:
+    buffer = DiskBuffer(tmp_path / "b.db")
+    rec = Recorder(buffer)
+    committer = Committer(buffer, rec.dead_letters, rec.ack, lambda: 1)
+    work = _work([1, 2, 3])  # the validator accepted all three; only the first reaches the disk
+    committer.commit([(work[0][0], 1, work[0][1])])
+    buffer.close()
+    reopened = DiskBuffer(tmp_path / "b.db")  # after a crash
+    validator = make_validator()
+    validator.dedup = DedupState(reopened.load_dedup())
+    first, second = work[0][0], work[1][0]
+    assert isinstance(validator.check(first.topic, first.payload, NOW, dup=True), Redelivered)
+    assert isinstance(validator.check(second.topic, second.payload, NOW, dup=True), Accepted)
+    reopened.close()

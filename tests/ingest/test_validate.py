@@ -153,9 +153,11 @@ def test_duplicate_seq_is_rejected_and_a_broker_redelivery_is_not() -> None:
     assert again.reason is Reason.DUPLICATE
     assert "seq 7" in again.detail
     assert isinstance(v.check(topic("aq-1"), first, NOW, dup=True), Redelivered)
-    older = v.check(topic("aq-1"), payload(seq=6, ts=NOW_MS - 1000), NOW)
-    assert isinstance(older, Rejection)
-    assert older.reason is Reason.DUPLICATE
+    late = v.check(topic("aq-1"), payload(seq=6, ts=NOW_MS - 1000), NOW)
+    assert isinstance(late, Accepted)  # overtaken by seq 7 on the way, never received: kept
+    replay = v.check(topic("aq-1"), payload(seq=6, ts=NOW_MS - 1000), NOW)
+    assert isinstance(replay, Rejection)
+    assert replay.reason is Reason.DUPLICATE
     assert isinstance(v.check(topic("aq-1"), payload(seq=8, ts=NOW_MS + 1000), NOW), Accepted)
 
 
@@ -174,6 +176,7 @@ def test_readings_without_seq_are_deduplicated_by_timestamp() -> None:
     assert isinstance(same, Rejection)
     assert same.reason is Reason.DUPLICATE
     assert "without seq" in same.detail
+    assert isinstance(v.check(topic("aq-1"), payload(ts=NOW_MS - 1), NOW), Accepted)  # late, never seen
     assert isinstance(v.check(topic("aq-1"), payload(ts=NOW_MS + 1), NOW), Accepted)
 
 

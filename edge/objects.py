@@ -32,6 +32,7 @@ class _Episode:
     best_at: float
     last_seen: float = 0.0
     milestones_sent: int = 0
+    last_box: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)  # where it was last seen (for `lost`)
 
 
 class ObjectAnalytic:
@@ -86,6 +87,7 @@ class ObjectAnalytic:
         episode = self._episodes.get(key)
         if episode is not None:
             episode.last_seen = now
+            episode.last_box = track.box
         if episode is None:
             if dwell < zone.loitering_s:
                 return []
@@ -98,6 +100,7 @@ class ObjectAnalytic:
                 track.score,
                 now,
                 now,
+                last_box=track.box,
             )
             self._episodes[key] = episode
             return [self._draft(EventType.START, episode, track, dwell, phase="enter", roles=("best",))]
@@ -125,7 +128,7 @@ class ObjectAnalytic:
         else:
             outcome = "left"
         end_ts = episode.last_seen if outcome == "lost" else now
-        box = track.box if track is not None else (0.0, 0.0, 0.0, 0.0)
+        box = track.box if track is not None else episode.last_box
         score = track.score if track is not None else episode.best_score
         return EventDraft(
             type=EventType.END,

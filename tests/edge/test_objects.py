@@ -95,6 +95,19 @@ def test_lost_track_ends_with_its_last_seen_dwell() -> None:
     assert (end.outcome, end.dwell_s) == ("lost", 4.0)
 
 
+def test_lost_track_ends_with_the_box_where_it_was_last_seen() -> None:
+    a = analytic()
+    step(a, 0.0, obj(1, {"lot": 0.0}))
+    moved = TrackedObject(
+        track_id=1, label="car", box=(0.5, 0.6, 0.7, 0.9), score=0.8, first_seen=0.0, last_seen=4.0,
+        zones=("lot",), zone_since={"lot": 0.0},
+    )  # fmt: skip
+    step(a, 4.0, moved)
+    (end,) = step(a, 9.0)
+    assert end.outcome == "lost"
+    assert end.box == (0.5, 0.6, 0.7, 0.9)  # not a degenerate [0, 0, 0, 0] on the wire
+
+
 def test_hundreds_of_visitors_leave_no_state() -> None:
     a = analytic(dwell_milestones_s=[1])
     for visitor in range(300):

@@ -1,0 +1,229 @@
+"""Contract: `qinghe edge --config FILE` as a camera box, seen from the broker.
+
+The camera is a looping clip of a pure-red square that drives into a parking lot zone, stays, and
+leaves; the detector is the project's offline-built colour-square ONNX graph (a real model that
+finds exactly such squares), so the event boxes can be checked against where the square was drawn.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import pytest
+
+from qinghe.localservers import LocalMosquitto
+from tests.contract.support import Program, Wire, base_env, retained, rfc3339
+
+pytestmark = pytest.mark.integration
+
+EDGE, CAMERA = "qa-box", "qa-cam"
+AVAILABILITY = f"qh/v1/edge/{EDGE}/availability"
+STATUS = f"qh/v1/camera/{CAMERA}/status"
+EVENTS = f"qh/v1/camera/{CAMERA}/event"
+WIDTH, HEIGHT, FPS, SIDE = 640, 360, 10, 64
+SPOT = (288, 224)  # top-left of the parked square, source pixels
+SQUARE_BOX = (SPOT[0] / WIDTH, SPOT[1] / HEIGHT, (SPOT[0] + SIDE) / WIDTH, (SPOT[1] + SIDE) / HEIGHT)
+
+
+def _write_clip(path: Path) -> Path:
+    """4 s at 10 fps: 5 empty frames, the square drives in over 5 frames and stays 20, then 10 empty frames."""
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"MJPG"), FPS, (WIDTH, HEIGHT))
+    assert writer.isOpened()
+    for i in range(40):
+        frame = np.full((HEIGHT, WIDTH, 3), 114, np.uint8)
+        if 5 <= i < 30:
+            x = SPOT[0] if i >= 10 else int(SPOT[0] * (i - 4) / 6)
+            frame[SPOT[1] : SPOT[1] + SIDE, x : x + SIDE] = (0, 0, 255)
+        writer.write(frame)
+    writer.release()
+    return path
+
+
+def _edge_config(root: Path, model: Path, clip: Path) -> Path:
+    config = {
+        "edge_id": EDGE,
+        "broker": {"url": "mqtt://127.0.0.1:1", "reconnect_min_s": 0.1, "reconnect_max_s": 0.5},  # QINGHE_BROKER wins
+        "state_dir": str(root / "edge-state"),
+        "detector": {"model": str(model)},
+        "stats_interval_s": 1,
+        "cameras": [
+            {
+                "id": CAMERA,
+                "detect": {"path": str(clip), "loop": True, "realtime": True},
+                "detect_fps": 5,
+                "motion": {"enabled": False},  # every due frame is inferred: motion gating is not under test
+                "tracking": {"min_hits": 2, "max_disappeared": 3, "stationary_max_disappeared": 3},
+                "zones": [{"name": "lot", "polygon": [[0.0, 0.3], [1.0, 0.3], [1.0, 1.0], [0.0, 1.0]], "inertia": 2}],
+            }
+        ],
+    }
+    path = root / "edge.yaml"
+    path.write_text(json.dumps(config, indent=2))  # JSON is YAML
+    return path
+
+
+@dataclass
+class Box:
+    """The running edge agent and a persistent-session observer on the broker."""
+
+    program: Program
+    wire: Wire
+    broker: LocalMosquitto
+
+    def events(self) -> list[dict[str, Any]]:
+        """Camera events seen, deduplicated by event_id (QoS 1 is at least once), in arrival order."""
+        seen: dict[str, dict[str, Any]] = {}
+        for message in self.wire.on(EVENTS):
+            body: dict[str, Any] = message.json()
+            seen.setdefault(body["event_id"], body)
+        return list(seen.values())
+
+    def wait_events(self, count: int, timeout_s: float = 40, after: float = 0.0) -> list[dict[str, Any]]:
+        """Wait until `count` distinct events first arrived after `after`; return those events."""
+
+        def enough(w: Wire) -> list[dict[str, Any]] | None:
+            first: dict[str, float] = {}
+            for message in w.on(EVENTS):
+                first.setdefault(message.json()["event_id"], message.at)
+            events = [e for e in self.events() if first[e["event_id"]] >= after]
+            return events if len(events) >= count else None
+
+        result: list[dict[str, Any]] = self.wire.wait_for(enough, timeout_s, f"{count} camera events")
+        return result
+
+
+@pytest.fixture(scope="module")
+def box(tmp_path_factory: pytest.TempPathFactory, broker: LocalMosquitto) -> Iterator[Box]:
+    """`qinghe edge --config edge.yaml` with QINGHE_BROKER pointing at the private broker."""
+    from detectors.yolo_build import build_square_model  # builds the test model offline (setup, not under test)
+
+    root = tmp_path_factory.mktemp("edge")
+    model = build_square_model(root / "squares.onnx")
+    config = _edge_config(root, model, _write_clip(root / "square.avi"))
+    wire = Wire(broker.port, "qh/v1/#", client_id="contract-edge-observer").start()
+    env = base_env(QINGHE_BROKER=broker.url, YOLO_OFFLINE="1")
+    program = Program(["edge", "--config", str(config)], env, root / "edge.log").start()
+    box = Box(program, wire, broker)
+    wire.wait_for(lambda w: any(m.payload == b"online" for m in w.on(AVAILABILITY)), 60, "edge online")
+    yield box
+    if program.alive():
+        program.terminate()
+    wire.stop()
+
+
+def test_availability_is_retained_online(box: Box) -> None:
+    message = box.wire.on(AVAILABILITY)[-1]
+    assert (message.payload, message.qos, message.retain) == (b"online", 1, True)
+    assert retained(box.broker.port, AVAILABILITY) == {AVAILABILITY: b"online"}
+
+
+def test_camera_status_is_retained_with_state_since_fps_reason(box: Box) -> None:
+    statuses = box.wire.wait_for(lambda w: w.on(STATUS), 30, "camera status")
+    assert all(m.qos == 1 and m.retain for m in statuses)
+    body = statuses[-1].json()
+    assert {"state", "since", "fps", "reason"} <= body.keys()
+    assert body["state"] in ("online", "offline", "degraded")
+    rfc3339(body["since"])
+    assert isinstance(body["fps"], int | float)
+    assert isinstance(body["reason"], str)
+    assert STATUS in retained(box.broker.port, STATUS)
+
+
+def test_camera_events_carry_the_documented_fields_and_a_normalised_box(box: Box) -> None:
+    events = box.wait_events(2)
+    for message in box.wire.on(EVENTS):
+        assert message.qos == 1
+        assert not message.retain
+    fields = {"event_id", "seq", "edge_id", "camera_id", "type", "analytic", "label", "zone", "track_id", "score",
+              "box", "dwell_s", "ts"}  # fmt: skip
+    for event in events:
+        assert fields <= event.keys(), fields - event.keys()
+        assert (event["edge_id"], event["camera_id"], event["zone"], event["label"]) == (EDGE, CAMERA, "lot", "red")
+        assert event["type"] in ("start", "update", "end")
+        assert isinstance(event["seq"], int)
+        assert isinstance(event["track_id"], int)
+        assert 0.0 <= event["score"] <= 1.0
+        assert event["dwell_s"] >= 0
+        assert abs(rfc3339(event["ts"]) - time.time()) < 120
+        x1, y1, x2, y2 = event["box"]
+        assert 0.0 <= x1 < x2 <= 1.0
+        assert 0.0 <= y1 < y2 <= 1.0
+    starts = [e for e in events if e["type"] == "start"]
+    assert starts, [e["type"] for e in events]
+    # The start fires once the square is parked: its box is where it was drawn, in fractions of the frame.
+    assert np.allclose(starts[0]["box"], SQUARE_BOX, atol=0.04), (starts[0]["box"], SQUARE_BOX)
+    seqs = [e["seq"] for e in events]
+    assert seqs == sorted(seqs)
+    assert len(set(seqs)) == len(seqs)
+
+
+def test_an_events_snapshot_is_a_jpeg_on_its_topic(box: Box) -> None:
+    start = next(e for e in box.wait_events(1) if e.get("snapshot"))
+    topic = f"qh/v1/camera/{CAMERA}/snapshot/{start['event_id']}"
+    assert start["snapshot"] == topic
+    found = box.wire.wait_for(lambda w: w.on(topic), 15, "the snapshot")
+    assert found[0].payload[:3] == b"\xff\xd8\xff"
+    assert found[0].qos == 1
+    decoded = cv2.imdecode(np.frombuffer(found[0].payload, np.uint8), cv2.IMREAD_COLOR)
+    assert decoded is not None
+    assert decoded.shape[1] > 0
+
+
+def test_edge_stats_are_qos0_with_camera_fps_inference_drops_and_outbox_depth(box: Box) -> None:
+    stats = box.wire.wait_for(lambda w: w.on(f"qh/v1/edge/{EDGE}/stats"), 15, "edge stats")
+    assert all(m.qos == 0 and not m.retain for m in stats)
+    body = stats[-1].json()
+    camera = body["cameras"][CAMERA]
+    text = json.dumps(body)
+    assert "fps" in json.dumps(camera)
+    assert "inference_ms" in text
+    assert "queue_drops" in camera
+    assert "outbox_depth" in text
+
+
+def test_events_produced_during_a_broker_outage_arrive_after_it(box: Box) -> None:
+    box.wait_events(1)
+    last_seq = max(e["seq"] for e in box.events())
+    box.broker.stop()
+    time.sleep(6)  # the agent keeps seeing the square come and go
+    restarted = time.time()
+    box.broker.start()
+    box.wire.wait_for(lambda w: any(m.at >= restarted for m in w.on(EVENTS)), 40, "events after the outage")
+    box.wait_events(1, after=restarted)
+    later = sorted(e["seq"] for e in box.events() if e["seq"] > last_seq)
+    span = list(range(last_seq + 1, later[-1] + 1))
+    assert later == span, f"sequence numbers missing after the outage: {sorted(set(span) - set(later))}"
+    assert len(later) >= 2, "the outage lasted over a full come-and-go of the square"
+
+
+def test_sigkill_publishes_the_last_will_and_seq_survives_a_restart(box: Box) -> None:
+    last_seq = max(e["seq"] for e in box.wait_events(1))
+    killed = time.time()
+    box.program.kill()
+    box.wire.wait_for(
+        lambda w: any(m.payload == b"offline" and m.at >= killed for m in w.on(AVAILABILITY)), 60, "last will"
+    )
+    assert retained(box.broker.port, AVAILABILITY) == {AVAILABILITY: b"offline"}
+    started = time.time()
+    box.program.start()
+    box.wire.wait_for(lambda w: any(m.payload == b"online" and m.at >= started for m in w.on(AVAILABILITY)), 60, "up")
+    fresh = box.wait_events(2, after=started)
+    assert max(e["seq"] for e in fresh) > last_seq
+    seqs = [e["seq"] for e in box.events()]
+    assert len(seqs) == len(set(seqs)), "a sequence number was reused after the restart"
+
+
+def test_sigterm_stops_cleanly_and_says_offline(box: Box) -> None:
+    stopped = time.time()
+    assert box.program.terminate() == 0, box.program.log()[-2000:]
+    box.wire.wait_for(
+        lambda w: any(m.payload == b"offline" and m.at >= stopped for m in w.on(AVAILABILITY)), 15, "offline"
+    )
+    assert retained(box.broker.port, AVAILABILITY) == {AVAILABILITY: b"offline"}

@@ -60,6 +60,7 @@ class CentralServices:
         self.config_dir = Path(config_dir)
         self.clock = clock
         wanted = set(only) if only is not None else {n for n in SERVICE_NAMES if getattr(config, n).enabled}
+        self._subset = only is not None
         self.ingest: Any = None
         self.rules: Any = None
         self.alerting: Any = None
@@ -115,14 +116,24 @@ class CentralServices:
             except Exception:  # keep stopping the others; their buffers still need flushing
                 log.exception("stopping %s failed", name)
 
+    @property
+    def identity(self) -> str:
+        """Who announces availability: `{service_id}`, or `{service_id}-serve-{services}` for an `--only` subset.
+
+        Processes running different subsets of one config (ingest here, rules and alerting there) must not
+        share an MQTT client id (the broker would drop one for the other, forever) or an availability topic.
+        """
+        if not self._subset:
+            return self.config.service_id
+        return f"{self.config.service_id}-serve-{'-'.join(self.running)}"
+
     def _availability_bus(self) -> Any:
         from qinghe.bus import Availability, MqttBus
         from qinghe.topics import Topics
 
-        topic = Topics(self.config.broker.topic_prefix).build("service_availability", service=self.config.service_id)
-        return MqttBus(
-            self.config.broker, f"{self.config.service_id}-serve", availability=Availability(topic), clean_start=True
-        )
+        topic = Topics(self.config.broker.topic_prefix).build("service_availability", service=self.identity)
+        client_id = f"{self.config.service_id}-serve" if not self._subset else self.identity
+        return MqttBus(self.config.broker, client_id, availability=Availability(topic), clean_start=True)
 
 
 def load_for_serve(path: Path) -> CentralConfig:

@@ -193,13 +193,26 @@ class SlaClockName(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class SlaClock:
-    """One clock of an incident: when it started, its deadline, and whether it was met or breached."""
+    """One clock of an incident: when it started, its deadline, and whether it was met or breached.
+
+    `met` is derived (any value passed in is replaced): true when met by its deadline, false once the
+    deadline was missed (even if met late afterwards), null while it is still counting or not applicable.
+    """
 
     name: SlaClockName
     started_at: Timestamp
     deadline: Timestamp | None
     met_at: Timestamp | None = None
     breached_at: Timestamp | None = None
+    met: bool | None = None
+
+    def __post_init__(self) -> None:
+        met: bool | None = None
+        if self.breached_at is not None:
+            met = False
+        elif self.met_at is not None:
+            met = self.deadline is None or self.met_at <= self.deadline
+        object.__setattr__(self, "met", met)
 
 
 @dataclass(frozen=True, slots=True)

@@ -175,7 +175,7 @@ def test_a_reading_above_a_threshold_opens_an_incident_with_the_documented_field
     assert {c["name"] for c in doc["sla"]} == {"acknowledge", "on_site", "handled"}
     assert _limit(doc, "acknowledge") == 3600
     assert _limit(doc, "handled") == 7200
-    assert all(c["met_at"] is None for c in doc["sla"])
+    assert all(c["met_at"] is None and c["met"] is None for c in doc["sla"]), doc["sla"]
     first = doc["history"][0]
     assert first["action"] == "opened"
     assert first["by"]
@@ -210,6 +210,7 @@ def test_responder_commands_drive_the_lifecycle_and_every_change_is_an_alert(cen
     clock = _clock(ack["incident"], "acknowledge")
     assert clock is not None
     assert clock["met_at"] is not None
+    assert clock["met"] is True
 
     central.command(incident_id, "comment", note="crowd at the gate")
     central.wait_alert(incident_id, "commented")
@@ -287,6 +288,7 @@ def test_a_colour_change_and_a_missed_clock_are_alerted_and_escalate(central: Ce
     assert clock is not None
     assert clock["breached_at"] is not None
     assert clock["met_at"] is None
+    assert clock["met"] is False
     _, escalated = central.wait_alert(incident_id, "escalated")
     assert escalated["tier"] > tier_before
     assert escalated["incident"]["tier"] == escalated["tier"]

@@ -292,6 +292,32 @@ def test_simulate_sensors_prints_one_json_line_whose_counts_match_what_arrives(c
     assert count_required(central.database) - before == valid
 
 
+def test_readings_sent_while_the_database_is_down_are_stored_once_it_is_back(central: Central) -> None:
+    sensor, count = "aq-yankou-01", 20
+    base = now_ms() - 60_000
+    bodies = [{"ts": base + 100 * i, "seq": 2_000_000 + i, "values": {"pm25": 30.5 + i}} for i in range(count)]
+    central.database.stop()
+    try:
+        for body in bodies:
+            publish_reading(central, sensor, json.dumps(body))
+        time.sleep(2)  # ingest acknowledges them (they are on its disk) and keeps retrying the database
+    finally:
+        central.database.start()
+    expected = [b["ts"] for b in bodies]
+
+    def mine() -> list[int]:
+        stamps = [t for s in stored(central.database, "air_pm25", sensor=sensor) for t in s["timestamps"]]
+        return sorted(t for t in stamps if expected[0] <= t <= expected[-1])
+
+    deadline = time.monotonic() + 45
+    while len(mine()) < count and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert mine() == expected
+    assert not [
+        b for b in bodies if dead_letters_for(central.wire, f"qh/v1/sensor/{sensor}/reading", json.dumps(b).encode())
+    ]
+
+
 def test_sigkill_and_restart_of_serve_loses_nothing_and_duplicates_nothing(central: Central) -> None:
     sensor, total, kill_after = "aq-lakeshore-01", 150, 50
     base = now_ms() - 120_000  # older than what the simulator sent to the same sensors: told apart by ts

@@ -174,3 +174,25 @@ def test_colour_ranks_and_raises_within_bounds() -> None:
     assert Colour.YELLOW.raised() is Colour.ORANGE
     assert Colour.RED.raised() is Colour.RED
     assert Colour.BLUE.raised(-1) is Colour.BLUE
+
+
+@pytest.mark.parametrize(
+    ("met_at", "breached_at", "deadline", "met"),
+    [
+        (None, None, 60.0, None),  # still counting
+        (30.0, None, 60.0, True),  # met on time
+        (None, 60.0, 60.0, False),  # missed
+        (70.0, 60.0, 60.0, False),  # met late, after the breach was recorded
+        (70.0, None, 60.0, False),  # met late, before the breach was recorded (service was down)
+        (None, None, None, None),  # no clock for this colour
+        (30.0, None, None, True),
+    ],
+)
+def test_sla_clock_says_whether_it_was_met_on_the_wire(
+    met_at: float | None, breached_at: float | None, deadline: float | None, met: bool | None
+) -> None:
+    clock = SlaClock(SlaClockName.ACKNOWLEDGE, 0.0, deadline, met_at=met_at, breached_at=breached_at)
+    assert clock.met is met
+    assert json.loads(encode(clock))["met"] is met
+    claimed = json.loads(encode(clock)) | {"met": not met}
+    assert decode(SlaClock, json.dumps(claimed)).met is met  # derived, never taken from the payload

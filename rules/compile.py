@@ -226,12 +226,14 @@ class _Builder:
         self.full_window = False  # the rule's, for its `value` shorthand
 
     def schedule(self, name: str) -> Schedule:
+        """A schedule of the file by name (CompileError if unknown)."""
         if name not in self.schedules:
             known = ", ".join(sorted(self.schedules)) or "none defined in this file"
             raise CompileError(f"unknown schedule {name!r} (known: {known})")
         return self.schedules[name]
 
     def tier_node(self, threshold: tuple[str, float] | None, when: Condition | None, value: ValueExpr | None) -> Node:
+        """The condition of a tier or resolve: the threshold on `value`, or `when`."""
         if threshold is not None:
             assert value is not None, "checked by the model: thresholds need `value`"
             return ValueTest(value, threshold[0], threshold[1], self.full_window)
@@ -239,6 +241,7 @@ class _Builder:
         return self.node(when)
 
     def node(self, cond: Condition) -> Node:
+        """Compile one condition model into its runtime node."""
         if isinstance(cond, ValueCond):
             op, threshold = cond.op()
             return ValueTest(parse_value_expr(cond.value), op, threshold, cond.full_window)
@@ -264,6 +267,7 @@ class _Builder:
         return NotOf([self.node(cond.not_)])
 
     def matcher(self, flt: EventFilter, default_types: tuple[str, ...]) -> EventMatcher:
+        """Compile an event filter; camera kinds become the set of cameras of those kinds."""
         cameras: frozenset[str] | None = frozenset(flt.camera) if flt.camera else None
         if flt.camera_kind:
             of_kind = {c.id for c in self.registry.cameras.values() if c.kind in flt.camera_kind}
@@ -282,6 +286,7 @@ class _Builder:
         )
 
     def correlation(self, index: int, model: CorrelateModel) -> Correlation:
+        """Compile one correlation clause."""
         spike = self.node(model.when) if model.when is not None else None
         return Correlation(
             name=model.name or f"correlate[{index}]",

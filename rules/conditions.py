@@ -198,7 +198,7 @@ class CountTest(Node):
     def count(self, inst: Instance, env: Env) -> int:
         """How many matching events are inside the window now."""
         start = env.now - self.window_s
-        return sum(1 for ev in inst.events if start < ev.ts <= env.now and self.matcher.matches(ev))
+        return sum(1 for ev in inst.events or () if start < ev.ts <= env.now and self.matcher.matches(ev))
 
     def eval(self, inst: Instance, env: Env) -> Tri:
         """Compare the count."""
@@ -207,7 +207,8 @@ class CountTest(Node):
     def wake(self, inst: Instance, env: Env) -> float | None:
         """When the oldest counted event leaves the window."""
         start = env.now - self.window_s
-        oldest = next((ev.ts for ev in inst.events if start < ev.ts <= env.now and self.matcher.matches(ev)), None)
+        events = inst.events or ()
+        oldest = next((ev.ts for ev in events if start < ev.ts <= env.now and self.matcher.matches(ev)), None)
         return None if oldest is None else oldest + self.window_s
 
     def describe(self) -> str:

@@ -8,7 +8,7 @@ from qinghe.contracts import ObjectEvent, SensorReading, SourceRef
 from rules.compile import CompiledRule, Correlation
 from rules.machine import EPS
 from rules.registry import Registry, distance_m
-from rules.series import Series
+from rules.series import make_series
 from rules.state import Env, Instance
 
 ClauseKey = tuple[str, int]  # (rule id, clause index)
@@ -149,7 +149,7 @@ def ingest_values(inst: Instance, series: dict[str, float], reading: SensorReadi
             continue
         target = inst.series.get(key)
         if target is None:
-            target = inst.series[key] = Series(keep)
+            target = inst.series[key] = make_series(keep)
         target.add(ts, value, now)
         inst.seen[key] = now
         if gap_s > inst.gap.get(key, 0.0):

@@ -12,15 +12,15 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-from qinghe.contracts import EventType, ObjectEvent, RuleSignal, SensorReading, SourceRef
+from qinghe.contracts import EventType, ObjectEvent, RuleSignal, SensorReading
 from rules.compile import CompiledRule
 from rules.correlate import Correlator
+from rules.ingestion import adapt, ingest_event, ingest_reading
 from rules.loader import RuleSet
 from rules.machine import Transition, evaluate, next_wake
 from rules.registry import Registry
-from rules.series import Series
-from rules.signals import add_event_evidence, build_signal
-from rules.state import Env, Instance, Phase, episode_of
+from rules.signals import build_signal
+from rules.state import Env, Instance, Phase
 
 SWEEP_EVERY_S = 60.0
 Route = tuple[CompiledRule, float, tuple[str, ...], dict[str, str]]  # rule, gap seconds, instance key, labels
@@ -134,7 +134,7 @@ class Engine:
             inst = instances[rule.id].get(key) or self._instance(rule, key, dict(labels), now)
             if inst is None:
                 continue
-            _ingest(rule, inst, reading, now, gap_s)
+            ingest_reading(rule, inst, reading, now, gap_s)
             out += self._evaluate(rule, inst)
         corr = self._corr_routes.get(route_key)
         for rule, index, gap_s in corr or ():
@@ -178,7 +178,7 @@ class Engine:
                 inst = self._instance(rule, key, labels, now)
                 if inst is None:
                     continue
-                updated = _ingest_event(rule, inst, event, now)
+                updated = ingest_event(rule, inst, event, now)
                 out += self._evaluate(rule, inst, updated=updated and inst.phase is Phase.FIRING)
                 if event.type is EventType.END and inst.phase is Phase.INACTIVE and "episode" in rule.key_fields:
                     self._drop(rule, inst)  # the episode is over and nothing is open
@@ -279,7 +279,8 @@ class Engine:
         if inst.unknown and rule.model.gap.notify == "always":
             return False
         flapping = rule.model.flapping
-        if flapping is not None and inst.cycles and inst.cycles[-1] > now - flapping.window:
+        last_cycle = inst.last_cycle()
+        if flapping is not None and last_cycle is not None and last_cycle > now - flapping.window:
             return False
         return now - inst.last_input > rule.horizon
 
@@ -324,7 +325,7 @@ class Engine:
         self.correlator.clear(changed | set(removed))
         for rid, rule in self.rules.items():
             for inst in self.instances[rid].values():
-                _adapt(rule, inst)
+                adapt(rule, inst)
                 out += self._evaluate(rule, inst) if rid in changed else []
             self._seed_deadman(rule, now)
         return out
@@ -380,7 +381,7 @@ class Engine:
                 inst = Instance.from_json(item, len(rule.tiers))
                 if len(inst.key) != len(rule.key_fields):
                     continue
-                _adapt(rule, inst)
+                adapt(rule, inst)
                 self.instances[rid][inst.key] = inst
                 self._evaluate_wake_only(rule, inst)
         for rid, index, spikes in data.get("spikes", []):
@@ -392,61 +393,3 @@ class Engine:
         inst.wake_at = wake
         if wake is not None:
             heapq.heappush(self._heap, (wake, self._rank[rule.id], inst.key, rule.id))
-
-
-def _adapt(rule: CompiledRule, inst: Instance) -> None:
-    """Fit an existing instance to a (possibly edited) rule: tier timers and series retention."""
-    tiers = len(rule.tiers)
-    if len(inst.true_since) != tiers:
-        inst.true_since = (inst.true_since + [None] * tiers)[:tiers]
-        if inst.tier is not None and inst.tier >= tiers:
-            inst.tier = tiers - 1
-    for key, series in inst.series.items():
-        series.keep_s = rule.series.get(key, series.keep_s)
-
-
-def _ingest(rule: CompiledRule, inst: Instance, reading: SensorReading, now: float, gap_s: float) -> None:
-    """Append the values this rule reads; remember the reading as a source."""
-    fields = rule.fields.get(reading.kind.value)
-    if fields:
-        ts = reading.ts if reading.ts < now else now
-        values = reading.values
-        for name, key in fields:
-            value = values.get(name)
-            if value is None:
-                continue
-            series = inst.series.get(key)
-            if series is None:
-                series = inst.series[key] = Series(rule.series[key])
-                inst.gap[key] = gap_s
-            series.add(ts, value, now)
-            inst.seen[key] = now
-            inst.gap[key] = max(inst.gap[key], gap_s)
-    inst.last_input = now
-    inst.add_reading(reading)
-
-
-def _ingest_event(rule: CompiledRule, inst: Instance, event: ObjectEvent, now: float) -> bool:
-    """Update the instance's view of camera events; True if the event brought new evidence."""
-    inst.last_input = now
-    inst.latest_event = event
-    if event.plate:
-        inst.labels["plate"] = event.plate
-    if inst.camera_id is None or "camera" not in inst.labels:
-        inst.camera_id = event.camera_id
-    episode = episode_of(event)
-    if event.type is EventType.END:
-        inst.episodes.pop(episode, None)
-    else:
-        inst.episodes[episode] = event
-    expire = rule.model.gap.expire
-    for stale in [k for k, e in inst.episodes.items() if now - e.ts > expire]:
-        del inst.episodes[stale]  # its end never came
-    horizon = now - rule.horizon
-    events = inst.events
-    while events and events[0].ts <= horizon:
-        events.popleft()
-    events.append(event)
-    summary = f"{event.analytic} {event.type.value} {event.phase or ''}".strip()
-    inst.add_source(SourceRef("event", event.event_id, event.ts, summary, camera_id=event.camera_id))
-    return add_event_evidence(inst, event)

@@ -193,19 +193,17 @@ def _clear(rule: CompiledRule, inst: Instance, now: float) -> list[Transition]:
     if inst.flapping:
         if inst.raw_clear_since is None:
             inst.raw_clear_since = now
-            inst.cycles.append(now)
+            inst.record_cycle(now, flapping.window)
         settle = flapping.settle if flapping.settle is not None else flapping.window / 2
         if elapsed(now, inst.raw_clear_since, settle):
             return _resolve(rule, inst, now, f"flapping settled after {settle:g} s quiet")
         return []
-    inst.cycles.append(now)
-    while inst.cycles and inst.cycles[0] <= now - flapping.window:
-        inst.cycles.popleft()
-    if len(inst.cycles) >= flapping.cycles:
+    cycles = inst.record_cycle(now, flapping.window)
+    if cycles >= flapping.cycles:
         inst.flapping = True
         inst.raw_clear_since = now
         inst.resolve_since = None
-        return [Transition("flapping", now, f"{len(inst.cycles)} cycles within {flapping.window:g} s")]
+        return [Transition("flapping", now, f"{cycles} cycles within {flapping.window:g} s")]
     return _resolve(rule, inst, now, "condition cleared")
 
 

@@ -74,6 +74,74 @@ class Series:
         return series
 
 
+class LastSeries:
+    """A series only `last` reads: the newest sample, in four slots instead of two deques."""
+
+    __slots__ = ("first_ts", "keep_s", "t", "v")
+
+    def __init__(self) -> None:
+        self.keep_s = 0.0
+        self.t: float | None = None
+        self.v: float | None = None
+        self.first_ts = float("inf")
+
+    def add(self, ts: float, value: float, now: float) -> None:
+        """Keep the sample if it is the newest."""
+        del now
+        self.first_ts = min(self.first_ts, ts)
+        if self.t is None or ts >= self.t:
+            self.t, self.v = ts, value
+
+    def evict(self, now: float) -> None:
+        """Nothing to drop."""
+        del now
+
+    def last(self) -> float | None:
+        """The newest value."""
+        return self.v
+
+    def window(self, now: float, window_s: float) -> tuple[list[float], list[float]]:
+        """The newest sample if it is inside the window."""
+        if self.t is not None and self.v is not None and now - window_s < self.t <= now:
+            return [self.t], [self.v]
+        return [], []
+
+    def to_json(self) -> list[Any]:
+        """Checkpoint form."""
+        return ["last", self.t, self.v, self.first_ts if self.t is not None else None]
+
+
+AnySeries = Series | LastSeries
+
+
+def make_series(keep_s: float) -> AnySeries:
+    """The lightest series that serves a retention: `last` alone needs no window."""
+    return LastSeries() if keep_s <= 0 else Series(keep_s)
+
+
+def series_from_json(data: list[Any]) -> AnySeries:
+    """Inverse of either `to_json`."""
+    if data and data[0] == "last":
+        series = LastSeries()
+        series.t, series.v = data[1], data[2]
+        if data[3] is not None:
+            series.first_ts = float(data[3])
+        return series
+    return Series.from_json(data)
+
+
+def resized(series: AnySeries, keep_s: float) -> AnySeries:
+    """The series with a new retention (a reload may add a window over what was `last` only)."""
+    if isinstance(series, LastSeries) and keep_s > 0:
+        grown = Series(keep_s)
+        if series.t is not None and series.v is not None:
+            grown.add(series.t, series.v, series.t)
+            grown.first_ts = series.first_ts
+        return grown
+    series.keep_s = keep_s if isinstance(series, Series) else 0.0
+    return series
+
+
 def aggregate(func: str, ts: list[float], vals: list[float], q: float = 0.0) -> float | None:
     """avg/min/max/sum/count/stddev/percentile/rate/delta of a window; None when it is undefined."""
     if func == "count":

@@ -51,12 +51,14 @@ class _Groups:
         self.parent: dict[str, str] = {}
 
     def find(self, zone: str) -> str:
+        """The representative zone of the group `zone` is in."""
         parent = self.parent.setdefault(zone, zone)
         if parent != zone:
             parent = self.parent[zone] = self.find(parent)
         return parent
 
     def join(self, a: str, b: str) -> None:
+        """Put two zones in one group."""
         ra, rb = self.find(a), self.find(b)
         if ra != rb:
             self.parent[max(ra, rb)] = min(ra, rb)

@@ -154,7 +154,7 @@ def _explain(
     if transition.reason:
         explain["reason"] = transition.reason
     if inst.flapping:
-        explain["flapping_cycles"] = len(inst.cycles)
+        explain["flapping_cycles"] = len(inst.cycles or ())
     event = inst.latest_event
     if event is not None:
         explain["event"] = f"{event.analytic} {event.type.value}"

@@ -9,7 +9,7 @@ from typing import Any
 
 from qinghe.codec import decode, encode
 from qinghe.contracts import Colour, Evidence, ObjectEvent, SensorReading, SourceRef
-from rules.series import Series
+from rules.series import AnySeries, series_from_json
 
 MAX_EVENTS = 10_000  # per instance, for count windows
 MAX_SOURCES = 12
@@ -81,13 +81,13 @@ class Instance:
         self.camera_id: str | None = labels.get("camera")
         self.location_key: tuple[str, str] | None = None  # ("sensor"|"camera", id) for correlation and location
         # inputs
-        self.series: dict[str, Series] = {}
+        self.series: dict[str, AnySeries] = {}
         self.seen: dict[str, float] = {}  # series -> last arrival time
         self.gap: dict[str, float] = {}  # series -> silence that makes it unknown
         self.last_input = now
         self.latest_event: ObjectEvent | None = None
         self.episodes: dict[str, ObjectEvent] = {}
-        self.events: deque[ObjectEvent] = deque(maxlen=MAX_EVENTS)
+        self.events: deque[ObjectEvent] | None = None  # created on the first event (most instances have none)
         self.sources: dict[str, SourceRef] = {}  # camera events (and correlated sources)
         self.readings: dict[str, SensorReading] = {}  # newest reading per contributing sensor
         self.evidence: dict[str, Evidence] = {}
@@ -106,7 +106,7 @@ class Instance:
         self.unknown_since: float | None = None
         self.flapping = False
         self.flap_signalled = False
-        self.cycles: deque[float] = deque(maxlen=64)
+        self.cycles: deque[float] | None = None  # fire/resolve cycles, only for rules with `flapping`
         self.raw_clear_since: float | None = None
         self.wake_at: float | None = None
 
@@ -118,6 +118,29 @@ class Instance:
         while len(self.sources) > MAX_SOURCES:
             del self.sources[next(iter(self.sources))]
         return new
+
+    def log_event(self, event: ObjectEvent, horizon: float) -> None:
+        """Keep an event for count windows, dropping those older than `horizon`."""
+        if self.events is None:
+            self.events = deque(maxlen=MAX_EVENTS)
+        events = self.events
+        while events and events[0].ts <= horizon:
+            events.popleft()
+        events.append(event)
+
+    def record_cycle(self, now: float, window_s: float) -> int:
+        """Note a fire/resolve cycle at `now`; returns the cycles within the window."""
+        if self.cycles is None:
+            self.cycles = deque(maxlen=64)
+        cycles = self.cycles
+        cycles.append(now)
+        while cycles and cycles[0] <= now - window_s:
+            cycles.popleft()
+        return len(cycles)
+
+    def last_cycle(self) -> float | None:
+        """When the latest cycle ended."""
+        return self.cycles[-1] if self.cycles else None
 
     def add_reading(self, reading: SensorReading) -> None:
         """Remember the newest reading of a contributing sensor (bounded)."""
@@ -157,7 +180,7 @@ class Instance:
             "last_input": self.last_input,
             "latest_event": _event_json(self.latest_event),
             "episodes": {k: _event_json(e) for k, e in self.episodes.items()},
-            "events": [_event_json(e) for e in self.events],
+            "events": [_event_json(e) for e in self.events or ()],
             "sources": [encode(s).decode() for s in self.sources.values()],
             "readings": [encode(r).decode() for r in self.readings.values()],
             "evidence": [encode(e).decode() for e in self.evidence.values()],
@@ -165,7 +188,7 @@ class Instance:
             "boost": self.boost, "true_since": self.true_since, "active_since": self.active_since,
             "step_since": self.step_since, "resolve_since": self.resolve_since, "last_active": self.last_active,
             "opened_at": self.opened_at, "unknown": self.unknown, "unknown_since": self.unknown_since,
-            "flapping": self.flapping, "flap_signalled": self.flap_signalled, "cycles": list(self.cycles),
+            "flapping": self.flapping, "flap_signalled": self.flap_signalled, "cycles": list(self.cycles or ()),
             "raw_clear_since": self.raw_clear_since,
         }  # fmt: skip
 
@@ -175,11 +198,13 @@ class Instance:
         inst = cls(tuple(data["key"]), dict(data["labels"]), tiers, float(data["created"]))
         inst.camera_id = data["camera_id"]
         inst.location_key = tuple(data["location_key"]) if data["location_key"] else None
-        inst.series = {k: Series.from_json(v) for k, v in data["series"].items()}
+        inst.series = {k: series_from_json(v) for k, v in data["series"].items()}
         inst.seen, inst.gap, inst.last_input = dict(data["seen"]), dict(data["gap"]), float(data["last_input"])
         inst.latest_event = _event_from(data["latest_event"])
         inst.episodes = {k: e for k, v in data["episodes"].items() if (e := _event_from(v)) is not None}
-        inst.events.extend(e for v in data["events"] if (e := _event_from(v)) is not None)
+        for raw in data["events"]:
+            if (event := _event_from(raw)) is not None:
+                inst.log_event(event, float("-inf"))
         inst.sources = {s.id: s for s in (decode(SourceRef, raw) for raw in data["sources"])}
         inst.readings = {r.sensor_id: r for r in (decode(SensorReading, raw) for raw in data["readings"])}
         inst.evidence = {e.ref: e for e in (decode(Evidence, raw) for raw in data["evidence"])}
@@ -192,7 +217,8 @@ class Instance:
         for name in ("active_since", "step_since", "resolve_since", "last_active", "opened_at", "unknown_since"):
             setattr(inst, name, data[name])
         inst.unknown, inst.flapping, inst.flap_signalled = data["unknown"], data["flapping"], data["flap_signalled"]
-        inst.cycles.extend(data["cycles"])
+        if data["cycles"]:
+            inst.cycles = deque(data["cycles"], maxlen=64)
         inst.raw_clear_since = data["raw_clear_since"]
         return inst
 

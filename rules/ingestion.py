@@ -1,0 +1,63 @@
+"""Feeding inputs into rule instances: readings into series, camera events into episodes and evidence."""
+
+from __future__ import annotations
+
+from qinghe.contracts import EventType, ObjectEvent, SensorReading, SourceRef
+from rules.compile import CompiledRule
+from rules.series import make_series, resized
+from rules.signals import add_event_evidence
+from rules.state import Instance, episode_of
+
+
+def adapt(rule: CompiledRule, inst: Instance) -> None:
+    """Fit an existing instance to a (possibly edited) rule: tier timers and series retention."""
+    tiers = len(rule.tiers)
+    if len(inst.true_since) != tiers:
+        inst.true_since = (inst.true_since + [None] * tiers)[:tiers]
+        if inst.tier is not None and inst.tier >= tiers:
+            inst.tier = tiers - 1
+    for key, series in list(inst.series.items()):
+        inst.series[key] = resized(series, rule.series.get(key, series.keep_s))
+
+
+def ingest_reading(rule: CompiledRule, inst: Instance, reading: SensorReading, now: float, gap_s: float) -> None:
+    """Append the values this rule reads; remember the reading as a source."""
+    fields = rule.fields.get(reading.kind.value)
+    if fields:
+        ts = reading.ts if reading.ts < now else now
+        values = reading.values
+        for name, key in fields:
+            value = values.get(name)
+            if value is None:
+                continue
+            series = inst.series.get(key)
+            if series is None:
+                series = inst.series[key] = make_series(rule.series[key])
+                inst.gap[key] = gap_s
+            series.add(ts, value, now)
+            inst.seen[key] = now
+            inst.gap[key] = max(inst.gap[key], gap_s)
+    inst.last_input = now
+    inst.add_reading(reading)
+
+
+def ingest_event(rule: CompiledRule, inst: Instance, event: ObjectEvent, now: float) -> bool:
+    """Update the instance's view of camera events; True if the event brought new evidence."""
+    inst.last_input = now
+    inst.latest_event = event
+    if event.plate:
+        inst.labels["plate"] = event.plate
+    if inst.camera_id is None or "camera" not in inst.labels:
+        inst.camera_id = event.camera_id
+    episode = episode_of(event)
+    if event.type is EventType.END:
+        inst.episodes.pop(episode, None)
+    else:
+        inst.episodes[episode] = event
+    expire = rule.model.gap.expire
+    for stale in [k for k, e in inst.episodes.items() if now - e.ts > expire]:
+        del inst.episodes[stale]  # its end never came
+    inst.log_event(event, now - rule.horizon)
+    summary = f"{event.analytic} {event.type.value} {event.phase or ''}".strip()
+    inst.add_source(SourceRef("event", event.event_id, event.ts, summary, camera_id=event.camera_id))
+    return add_event_evidence(inst, event)

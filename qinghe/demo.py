@@ -286,6 +286,7 @@ class Demo:
             f"{len(tally.snapshots)} snapshots in {self.options.output_dir / 'snapshots'}, "
             f"{len(voice.files)} voice WAVs in {self.options.output_dir / 'voice'}",
         )
+        view.say("SUMMARY", f"service logs in {self.options.output_dir / 'demo.log'}")
 
     def _cleanup(self) -> None:
         if not self.options.keep_temp:

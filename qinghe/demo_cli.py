@@ -27,6 +27,21 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     demo.set_defaults(handler=run)
 
 
+def _log_to_file(path: Path) -> None:
+    """Service logs go to a file so the terminal shows the narration; warnings still reach the terminal."""
+    import logging
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    root = logging.getLogger()
+    level = root.level
+    for handler in root.handlers:
+        handler.setLevel(max(level, logging.WARNING))
+    file_handler = logging.FileHandler(path, mode="w", encoding="utf-8")
+    file_handler.setLevel(level)
+    file_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root.addHandler(file_handler)
+
+
 def run(args: argparse.Namespace) -> int:
     """Handler for `qinghe demo`."""
     import shutil
@@ -39,6 +54,7 @@ def run(args: argparse.Namespace) -> int:
     if args.out.exists():
         shutil.rmtree(args.out / "snapshots", ignore_errors=True)
         shutil.rmtree(args.out / "voice", ignore_errors=True)
+    _log_to_file(args.out / "demo.log")
     options = DemoOptions(
         args.duration,
         args.out.resolve(),

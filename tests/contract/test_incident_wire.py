@@ -364,6 +364,49 @@ def test_a_camera_warning_opens_a_parking_incident_and_speaks_to_the_road_warden
     assert len(opened_alerts) == 1
 
 
+def test_a_car_still_parked_when_the_grace_runs_out_is_a_violation(central: Central) -> None:
+    episode = uuid.uuid4().hex
+    warning = {
+        "event_id": uuid.uuid4().hex, "seq": 10, "edge_id": "box-1", "camera_id": "cam-1", "type": "update",
+        "analytic": "illegal_parking", "phase": "warning", "label": "car", "zone": "z-park", "track_id": 8,
+        "score": 0.9, "box": [0.5, 0.5, 0.7, 0.8], "dwell_s": 60.0, "episode_id": episode, "ts": _rfc3339_now(),
+    }  # fmt: skip
+    central.wire.publish(f"{P}/camera/cam-1/event", json.dumps(warning))
+    _, opened = central.wait_opened(f"parking:cam-1:{episode}")
+    incident_id = opened["incident_id"]
+    message, changed = central.wait_alert(incident_id, "colour_changed", timeout_s=20)  # grace is 4 s
+    assert message.topic == f"{P}/alert/orange/illegal_parking"
+    assert changed["incident"]["outcome"] == "violation"
+    assert changed["incident"]["state"] == "open", "a violation stays open for the enforcement team"
+
+
+def test_record_and_replay_reproduce_an_incident_offline(central: Central, tmp_path: Path) -> None:
+    recording = tmp_path / "traffic.jsonl.gz"
+    recorder = Program(
+        ["record", "--broker", central.broker.url, "--out", str(recording), "--duration", "5", "--prefix", "d7"],
+        central.env,
+        tmp_path / "record.log",
+    ).start()
+    time.sleep(2.5)  # the recorder subscribes
+    for value in (40.0, 130.0, 130.0, 40.0):
+        central.reading("aq-1", pm25=value)
+        time.sleep(0.2)
+    assert recorder.proc is not None
+    assert recorder.proc.wait(30) == 0, recorder.log()[-1500:]
+    report = tmp_path / "replay.json"
+    result = run_cli(
+        ["rules", "replay", "--rules", str(CONFIG.parent / "rules/air.yaml"), "--input", str(recording),
+         "--config", str(CONFIG), "--json", str(report), "--no-progress"],
+        env=central.env,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "qa.air" in result.stdout
+    replayed = json.loads(report.read_text())
+    assert replayed["inputs"] == 4
+    assert replayed["rules"]["qa.air"]["incidents"] == 1  # 130 opens it, 40 resolves it
+    assert replayed["rules"]["qa.air"]["by_colour"] == {"yellow": 1}
+
+
 def test_incidents_cli_lists_and_shows_what_the_service_holds(central: Central) -> None:
     _, opened = central.wait_opened("qa.air:aq-3")
     incident_id = opened["incident_id"]

@@ -159,9 +159,9 @@ class Dumping:
             if len(self.candidates) < self.config.max_objects:
                 self.candidates.append(Candidate(box, box, ts, ts, sources={source}, score=score))
             return
-        if best.episode_id is None:
-            if source == "model" or "model" not in best.sources:
-                best.box = box
+        authoritative = source == "model" or "model" not in best.sources  # model boxes beat background blobs
+        if best.episode_id is None and authoritative:
+            best.box = box
             if overlap(best.anchor, box) < 0.6:  # still being carried, or moved: it comes to rest again later
                 best.anchor, best.still_since, best.hits, best.frames = box, ts, 0, 0
                 best.sources, best.rejected = set(), False

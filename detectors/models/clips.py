@@ -20,6 +20,7 @@ from detectors.models.labels import (
     THERMAL_FILE,
     VIDEO_FILE,
     ClipLabels,
+    EventLabel,
     FrameLabel,
     ObjectLabel,
     write_labels,
@@ -186,14 +187,31 @@ def write_clip(out_dir: Path, kind: str, variant: str, seed: int, *, fps: float 
                 release.release()
     if thermal:
         np.save(out_dir / THERMAL_FILE, np.stack(thermal).astype(np.float16))
+    events = water_onsets(script, labels)
     clip = ClipLabels(
         clip=out_dir.name, kind=kind, variant=variant, seed=seed, fps=fps, width=SCENE_W, height=SCENE_H,
         frame_count=len(labels), thermal=THERMAL_FILE if thermal else None, classes=list(SCENE_CLASSES),
         zones=script.zones, analytics=script.analytics, assets=library_fingerprint(lib), sources=list(lib.sources),
-        frames=labels, events=script.events,
+        frames=labels, events=events,
     )  # fmt: skip
     write_labels(out_dir, clip)
     return clip
+
+
+def water_onsets(script: Script, frames: list[FrameLabel]) -> list[EventLabel]:
+    """Standing water starts when the true wet share first reaches the zone's min_fraction (not when it
+    starts to spread); a puddle that never gets there is no event."""
+    out: list[EventLabel] = []
+    settings = {w["zone"]: float(w["min_fraction"]) for w in script.analytics.get("standing_water", [])}
+    for event in script.events:
+        if event.analytic != "standing_water":
+            out.append(event)
+            continue
+        threshold = settings.get(event.zone, 0.0)
+        over = next((f.t for f in frames if f.water_fraction.get(event.zone, 0.0) >= threshold), None)
+        if over is not None:
+            out.append(event.model_copy(update={"start_s": over, "milestones": {"puddle_start": event.start_s}}))
+    return out
 
 
 def plan(kinds: list[str], per_kind: int, seed: int) -> list[tuple[str, str, int]]:

@@ -135,3 +135,16 @@ def test_shipped_rules_load_against_the_shipped_registry() -> None:
     assert result.errors == ()
     assert result.ruleset is not None
     assert len(result.ruleset.rules) == 13
+
+
+def test_the_demo_rule_file_loads_against_the_shipped_registry() -> None:
+    from rules.lint import check_rules, load_registry
+
+    repo = Path(__file__).resolve().parents[2]
+    result = check_rules(
+        [repo / "config" / "rules" / "demo" / "air-fast.yaml"], load_registry(repo / "config" / "central.yaml")
+    )
+    assert result.errors == ()
+    assert result.warnings == ()
+    assert result.ruleset is not None
+    assert result.ruleset.rules["air.pm25"].tiers[2].for_s == 20.0

@@ -79,7 +79,8 @@ class CameraHealth:
         self.min_fps = min_fps
         self.meter = FpsMeter(settings.fps_window_s)
         self._last_frame: float | None = None
-        self._connected_at = started_at  # start of the current attempt, for the offline timeout
+        self._started_at = started_at  # a camera that never delivers a frame is offline this long after it
+        self._connected_at = started_at  # start of the current attempt: fps warm-up and the reconnect watchdog
         self._low_since: float | None = None
         self._candidate: CameraState | None = None
         self._candidate_since = started_at
@@ -119,7 +120,8 @@ class CameraHealth:
 
     def _observe(self, now: float) -> tuple[CameraState, str]:
         fps = self.meter.fps(now)
-        silent_since = self._last_frame if self._last_frame is not None else self._connected_at
+        # Not since the current attempt: quick failed reconnects must not keep a dead camera out of `offline`.
+        silent_since = self._last_frame if self._last_frame is not None else self._started_at
         if now - silent_since >= self.settings.offline_after_s:
             self._low_since = None
             error = f": {self._last_error}" if self._last_error else ""

@@ -24,6 +24,7 @@ from tests.contract.support import Program, Wire, base_env, retained, rfc3339
 pytestmark = pytest.mark.integration
 
 EDGE, CAMERA = "qa-box", "qa-cam"
+SECRET = "edge-Pw-never-logged"
 AVAILABILITY = f"qh/v1/edge/{EDGE}/availability"
 STATUS = f"qh/v1/camera/{CAMERA}/status"
 EVENTS = f"qh/v1/camera/{CAMERA}/event"
@@ -61,7 +62,19 @@ def _edge_config(root: Path, model: Path, clip: Path) -> Path:
                 "motion": {"enabled": False},  # every due frame is inferred: motion gating is not under test
                 "tracking": {"min_hits": 2, "max_disappeared": 3, "stationary_max_disappeared": 3},
                 "zones": [{"name": "lot", "polygon": [[0.0, 0.3], [1.0, 0.3], [1.0, 1.0], [0.0, 1.0]], "inertia": 2}],
-            }
+            },
+            {  # a clip without `loop`: the camera ends, and says so
+                "id": "qa-cam-once",
+                "detect": {"path": str(clip), "loop": False, "realtime": True},
+                "detector": "none",
+                "watchdog": {"offline_after_s": 2},
+            },
+            {  # nothing listens there
+                "id": "qa-cam-dead",
+                "detect": {"url": "rtsp://127.0.0.1:9/none", "open_timeout_s": 1, "read_timeout_s": 1},
+                "detector": "none",
+                "watchdog": {"offline_after_s": 2, "backoff_max_s": 2},
+            },
         ],
     }
     path = root / "edge.yaml"
@@ -108,7 +121,8 @@ def box(tmp_path_factory: pytest.TempPathFactory, broker: LocalMosquitto) -> Ite
     model = build_square_model(root / "squares.onnx")
     config = _edge_config(root, model, _write_clip(root / "square.avi"))
     wire = Wire(broker.port, "qh/v1/#", client_id="contract-edge-observer").start()
-    env = base_env(QINGHE_BROKER=broker.url, YOLO_OFFLINE="1")
+    host_port = broker.url.removeprefix("mqtt://")
+    env = base_env(QINGHE_BROKER=f"mqtt://box-user:{SECRET}@{host_port}", YOLO_OFFLINE="1")
     program = Program(["edge", "--config", str(config)], env, root / "edge.log").start()
     box = Box(program, wire, broker)
     wire.wait_for(lambda w: any(m.payload == b"online" for m in w.on(AVAILABILITY)), 60, "edge online")
@@ -118,10 +132,12 @@ def box(tmp_path_factory: pytest.TempPathFactory, broker: LocalMosquitto) -> Ite
     wire.stop()
 
 
-def test_availability_is_retained_online(box: Box) -> None:
+def test_availability_is_retained_online_and_the_password_is_never_logged(box: Box) -> None:
     message = box.wire.on(AVAILABILITY)[-1]
     assert (message.payload, message.qos, message.retain) == (b"online", 1, True)
     assert retained(box.broker.port, AVAILABILITY) == {AVAILABILITY: b"online"}
+    assert "box-user" in box.program.log(), "the broker URL is logged (redacted)"
+    assert SECRET not in box.program.log()
 
 
 def test_camera_status_is_retained_with_state_since_fps_reason(box: Box) -> None:
@@ -134,6 +150,18 @@ def test_camera_status_is_retained_with_state_since_fps_reason(box: Box) -> None
     assert isinstance(body["fps"], int | float)
     assert isinstance(body["reason"], str)
     assert STATUS in retained(box.broker.port, STATUS)
+
+
+@pytest.mark.parametrize("camera", ["qa-cam-once", "qa-cam-dead"])
+def test_a_camera_that_ends_or_cannot_connect_is_retained_offline_with_a_reason(box: Box, camera: str) -> None:
+    topic = f"qh/v1/camera/{camera}/status"
+
+    def offline(w: Wire) -> list[dict[str, Any]]:
+        return [m.json() for m in w.on(topic) if m.json()["state"] == "offline"]
+
+    found = box.wire.wait_for(offline, 40, f"{camera} offline")
+    assert found[-1]["reason"], "an offline camera says why"
+    assert json.loads(retained(box.broker.port, topic)[topic])["state"] == "offline"
 
 
 def test_camera_events_carry_the_documented_fields_and_a_normalised_box(box: Box) -> None:

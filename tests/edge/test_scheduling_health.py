@@ -117,6 +117,20 @@ def test_never_connecting_is_offline_after_the_timeout_not_before() -> None:
     assert "cannot open" in statuses[0].reason
 
 
+def test_a_camera_that_never_connects_is_offline_even_when_it_retries_faster_than_the_timeout() -> None:
+    h = health()
+    statuses: list[CameraStatus] = []
+    t = 0.0
+    while t < 12.0:  # connection refused at once, a new attempt every second
+        h.on_reconnect(t)
+        h.on_error(t, "cannot open rtsp://cam")
+        verdict = h.tick(t + 0.5)
+        statuses += [verdict.status] if verdict.status else []
+        t += 1.0
+    assert [(s.state, s.since) for s in statuses] == [(CameraState.OFFLINE, 5.5)]
+    assert "cannot open" in statuses[0].reason
+
+
 def test_recovery_is_held_before_online_is_published() -> None:
     h = health()
     feed(h, 0.0, 1.0, 10)

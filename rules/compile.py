@@ -88,6 +88,7 @@ class Correlation:
     within_s: float
     raise_: int
     series: dict[str, float]
+    fields: dict[str, tuple[tuple[str, str], ...]]
 
 
 @dataclass(slots=True)
@@ -157,10 +158,6 @@ def compile_rule(rule: RuleModel, source: str, schedules: Mapping[str, Schedule]
     nodes = [t.node for t in tiers] + ([resolve] if resolve else [])
     exprs = [e for n in nodes for e in n.series()]
     series = _retention(exprs)
-    fields: dict[str, list[tuple[str, str]]] = {}
-    for key in series:
-        kind, name = key.split(".", 1)
-        fields.setdefault(kind, []).append((name, key))
     return CompiledRule(
         model=rule,
         source=source,
@@ -173,7 +170,7 @@ def compile_rule(rule: RuleModel, source: str, schedules: Mapping[str, Schedule]
         schedule=schedule,
         correlations=correlations,
         series=series,
-        fields={k: tuple(v) for k, v in fields.items()},
+        fields=fields_of(series),
         value_expr=default_value or (exprs[0] if exprs else None),
         time_driven=any(n.time_driven() for n in nodes) or schedule is not None,
         deadman=any(_has(n, AbsentTest) for n in nodes),
@@ -196,6 +193,15 @@ def _window_span(nodes: list[Node]) -> float:
         elif isinstance(node, AllOf):
             stack.extend(node.children)
     return max(spans)
+
+
+def fields_of(series: Mapping[str, float]) -> dict[str, tuple[tuple[str, str], ...]]:
+    """Series keys by the sensor kind that feeds them: kind -> ((field, key), ...)."""
+    fields: dict[str, list[tuple[str, str]]] = {}
+    for key in series:
+        kind, name = key.split(".", 1)
+        fields.setdefault(kind, []).append((name, key))
+    return {k: tuple(v) for k, v in fields.items()}
 
 
 def _retention(exprs: list[ValueExpr]) -> dict[str, float]:
@@ -296,7 +302,8 @@ class _Builder:
             within_m=model.within_m,
             within_s=model.within,
             raise_=model.raise_,
-            series=_retention(spike.series()) if spike is not None else {},
+            series=(series := _retention(spike.series()) if spike is not None else {}),
+            fields=fields_of(series),
         )
 
 

@@ -6,9 +6,9 @@ from dataclasses import dataclass, field
 
 from qinghe.contracts import ObjectEvent, SensorReading, SourceRef
 from rules.compile import CompiledRule, Correlation
+from rules.ingestion import ingest_values
 from rules.machine import EPS
 from rules.registry import Registry, distance_m
-from rules.series import make_series
 from rules.state import Env, Instance
 
 ClauseKey = tuple[str, int]  # (rule id, clause index)
@@ -39,7 +39,7 @@ class Correlator:
         if probe is None:
             labels = {"sensor": reading.sensor_id, "zone": reading.zone}
             probe = probes[reading.sensor_id] = Instance((reading.sensor_id,), labels, 0, env.now)
-        ingest_values(probe, clause.series, reading, env.now, gap_s)
+        ingest_values(probe, clause.fields, clause.series, reading, now=env.now, gap_s=gap_s)
         if clause.spike.eval(probe, env) is True:
             self.spikes.setdefault((rule.id, index), {})[reading.sensor_id] = env.now
             return True
@@ -134,24 +134,3 @@ def sources_near(registry: Registry, clause: Correlation, anchor: tuple[str, str
         elif zone is not None and zone in c.zones:
             out[c.id] = 0.0
     return out
-
-
-def ingest_values(inst: Instance, series: dict[str, float], reading: SensorReading, now: float, gap_s: float) -> None:
-    """Append a reading's values to the instance's series (only the ones the rule reads)."""
-    kind = reading.kind.value
-    ts = min(reading.ts, now)
-    for key, keep in series.items():
-        series_kind, field_name = key.split(".", 1)
-        if series_kind != kind:
-            continue
-        value = reading.values.get(field_name)
-        if value is None:
-            continue
-        target = inst.series.get(key)
-        if target is None:
-            target = inst.series[key] = make_series(keep)
-        target.add(ts, value, now)
-        inst.seen[key] = now
-        if gap_s > inst.gap.get(key, 0.0):
-            inst.gap[key] = gap_s
-    inst.last_input = now

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from qinghe.contracts import EventType, ObjectEvent, SensorReading, SourceRef
 from rules.compile import CompiledRule
 from rules.series import make_series, resized
@@ -20,24 +22,38 @@ def adapt(rule: CompiledRule, inst: Instance) -> None:
         inst.series[key] = resized(series, rule.series.get(key, series.keep_s))
 
 
-def ingest_reading(rule: CompiledRule, inst: Instance, reading: SensorReading, now: float, gap_s: float) -> None:
-    """Append the values this rule reads; remember the reading as a source."""
-    fields = rule.fields.get(reading.kind.value)
-    if fields:
+def ingest_values(
+    inst: Instance,
+    fields: Mapping[str, tuple[tuple[str, str], ...]],
+    keep: Mapping[str, float],
+    reading: SensorReading,
+    *,
+    now: float,
+    gap_s: float,
+) -> None:
+    """Append the values that `fields` names to the instance's series; a sample is placed at its own
+    time (clamped to `now`), its arrival sets when the series was last heard from."""
+    names = fields.get(reading.kind.value)
+    if names:
         ts = reading.ts if reading.ts < now else now
         values = reading.values
-        for name, key in fields:
+        for name, key in names:
             value = values.get(name)
             if value is None:
                 continue
             series = inst.series.get(key)
             if series is None:
-                series = inst.series[key] = make_series(rule.series[key])
+                series = inst.series[key] = make_series(keep[key])
                 inst.gap[key] = gap_s
             series.add(ts, value, now)
             inst.seen[key] = now
             inst.gap[key] = max(inst.gap[key], gap_s)
     inst.last_input = now
+
+
+def ingest_reading(rule: CompiledRule, inst: Instance, reading: SensorReading, now: float, gap_s: float) -> None:
+    """Append the values this rule reads; remember the reading as a source."""
+    ingest_values(inst, rule.fields, rule.series, reading, now=now, gap_s=gap_s)
     inst.add_reading(reading)
 
 

@@ -114,8 +114,8 @@ def _filter_refs(flt: EventFilter, loc: Loc, registry: Registry) -> Iterator[tup
             yield (*loc, "camera_kind", i), f"unknown camera kind {kind!r} (generic, road_warden, ar_tower, thermal)"
 
 
-def _condition_filters(rule: RuleModel, loc: Loc) -> Iterator[tuple[Loc, EventFilter]]:
-    """Every event filter inside the rule's conditions, with its location."""
+def walk_conditions(rule: RuleModel, loc: Loc) -> Iterator[tuple[Loc, object]]:
+    """Every condition node of a rule (tiers, resolve, correlation spikes), with its location."""
     roots: list[tuple[Loc, object]] = [((*loc, "tiers", i, "when"), t.when) for i, t in enumerate(rule.tiers)]
     if rule.resolve is not None:
         roots.append(((*loc, "resolve", "when"), rule.resolve.when))
@@ -123,10 +123,7 @@ def _condition_filters(rule: RuleModel, loc: Loc) -> Iterator[tuple[Loc, EventFi
     stack = [r for r in roots if r[1] is not None]
     while stack:
         cloc, cond = stack.pop()
-        for key in ("event", "count", "active"):
-            flt = getattr(cond, key, None)
-            if isinstance(flt, EventFilter):
-                yield (*cloc, key), flt
+        yield cloc, cond
         if isinstance(cond, AllCond):
             stack += [((*cloc, "all", i), c) for i, c in enumerate(cond.all)]
         elif isinstance(cond, AnyCond):
@@ -135,25 +132,23 @@ def _condition_filters(rule: RuleModel, loc: Loc) -> Iterator[tuple[Loc, EventFi
             stack.append(((*cloc, "not"), cond.not_))
 
 
+def _condition_filters(rule: RuleModel, loc: Loc) -> Iterator[tuple[Loc, EventFilter]]:
+    """Every event filter inside the rule's conditions, with its location."""
+    for cloc, cond in walk_conditions(rule, loc):
+        for key in ("event", "count", "active"):
+            flt = getattr(cond, key, None)
+            if isinstance(flt, EventFilter):
+                yield (*cloc, key), flt
+
+
 def _schedule_refs(model: RuleFileModel) -> Iterator[tuple[Loc, str]]:
     known = ", ".join(sorted(model.schedules)) or "none defined in this file"
     for i, rule in enumerate(model.rules):
         if rule.schedule is not None and rule.schedule not in model.schedules:
             yield ("rules", i, "schedule"), f"unknown schedule {rule.schedule!r} (known: {known})"
-        stack: list[tuple[Loc, object]] = [(("rules", i, "tiers", j, "when"), t.when) for j, t in enumerate(rule.tiers)]
-        if rule.resolve is not None:
-            stack.append((("rules", i, "resolve", "when"), rule.resolve.when))
-        while stack:
-            cloc, cond = stack.pop()
+        for cloc, cond in walk_conditions(rule, ("rules", i)):
             if isinstance(cond, ScheduleCond) and cond.schedule not in model.schedules:
                 yield (*cloc, "schedule"), f"unknown schedule {cond.schedule!r} (known: {known})"
-            elif isinstance(cond, AllCond | AnyCond):
-                children = cond.all if isinstance(cond, AllCond) else cond.any
-                stack += [
-                    ((*cloc, "all" if isinstance(cond, AllCond) else "any", k), c) for k, c in enumerate(children)
-                ]
-            elif isinstance(cond, NotCond):
-                stack.append(((*cloc, "not"), cond.not_))
 
 
 def _model_checks(model: RuleFileModel) -> Iterable[tuple[Loc, str]]:

@@ -40,16 +40,13 @@ class Instance:
     """One rule instance (one key, e.g. one sensor or one parking episode)."""
 
     __slots__ = (
-        "active_since",
         "boost",
         "camera_id",
         "colour",
-        "created",
         "cycles",
         "episodes",
         "events",
         "evidence",
-        "flap_signalled",
         "flapping",
         "gap",
         "key",
@@ -77,7 +74,6 @@ class Instance:
     def __init__(self, key: tuple[str, ...], labels: dict[str, str], tiers: int, now: float) -> None:
         self.key = key
         self.labels = labels
-        self.created = now
         self.camera_id: str | None = labels.get("camera")
         self.location_key: tuple[str, str] | None = None  # ("sensor"|"camera", id) for correlation and location
         # inputs
@@ -97,7 +93,6 @@ class Instance:
         self.colour: Colour | None = None  # colour as last signalled (with boost)
         self.boost = 0
         self.true_since: list[float | None] = [None] * tiers
-        self.active_since: float | None = None
         self.step_since: float | None = None
         self.resolve_since: float | None = None
         self.last_active: float | None = None
@@ -105,7 +100,6 @@ class Instance:
         self.unknown = False
         self.unknown_since: float | None = None
         self.flapping = False
-        self.flap_signalled = False
         self.cycles: deque[float] | None = None  # fire/resolve cycles, only for rules with `flapping`
         self.raw_clear_since: float | None = None
         self.wake_at: float | None = None
@@ -167,14 +161,13 @@ class Instance:
         self.resolve_since = None
         self.step_since = None
         self.flapping = False
-        self.flap_signalled = False
         self.raw_clear_since = None
 
     # ----- checkpoint ------------------------------------------------------------------------------
     def to_json(self) -> dict[str, Any]:
         """Checkpoint form (plain JSON types)."""
         return {
-            "key": list(self.key), "labels": self.labels, "created": self.created, "camera_id": self.camera_id,
+            "key": list(self.key), "labels": self.labels, "camera_id": self.camera_id,
             "location_key": list(self.location_key) if self.location_key else None,
             "series": {k: s.to_json() for k, s in self.series.items()}, "seen": self.seen, "gap": self.gap,
             "last_input": self.last_input,
@@ -185,17 +178,17 @@ class Instance:
             "readings": [encode(r).decode() for r in self.readings.values()],
             "evidence": [encode(e).decode() for e in self.evidence.values()],
             "phase": self.phase.value, "tier": self.tier, "colour": self.colour.value if self.colour else None,
-            "boost": self.boost, "true_since": self.true_since, "active_since": self.active_since,
+            "boost": self.boost, "true_since": self.true_since,
             "step_since": self.step_since, "resolve_since": self.resolve_since, "last_active": self.last_active,
             "opened_at": self.opened_at, "unknown": self.unknown, "unknown_since": self.unknown_since,
-            "flapping": self.flapping, "flap_signalled": self.flap_signalled, "cycles": list(self.cycles or ()),
+            "flapping": self.flapping, "cycles": list(self.cycles or ()),
             "raw_clear_since": self.raw_clear_since,
         }  # fmt: skip
 
     @classmethod
     def from_json(cls, data: dict[str, Any], tiers: int) -> Instance:
         """Inverse of to_json; the tier timers are resized if the rule's tiers changed."""
-        inst = cls(tuple(data["key"]), dict(data["labels"]), tiers, float(data["created"]))
+        inst = cls(tuple(data["key"]), dict(data["labels"]), tiers, float(data["last_input"]))
         inst.camera_id = data["camera_id"]
         inst.location_key = tuple(data["location_key"]) if data["location_key"] else None
         inst.series = {k: series_from_json(v) for k, v in data["series"].items()}
@@ -214,9 +207,9 @@ class Instance:
         inst.boost = int(data["boost"])
         since = list(data["true_since"])[:tiers]
         inst.true_since = since + [None] * (tiers - len(since))
-        for name in ("active_since", "step_since", "resolve_since", "last_active", "opened_at", "unknown_since"):
+        for name in ("step_since", "resolve_since", "last_active", "opened_at", "unknown_since"):
             setattr(inst, name, data[name])
-        inst.unknown, inst.flapping, inst.flap_signalled = data["unknown"], data["flapping"], data["flap_signalled"]
+        inst.unknown, inst.flapping = data["unknown"], data["flapping"]
         if data["cycles"]:
             inst.cycles = deque(data["cycles"], maxlen=64)
         inst.raw_clear_since = data["raw_clear_since"]

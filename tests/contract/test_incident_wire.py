@@ -8,6 +8,7 @@ road-warden speaker, and read what a downstream system would.
 from __future__ import annotations
 
 import json
+import shutil
 import time
 import uuid
 from collections.abc import Iterator
@@ -23,7 +24,7 @@ from tests.contract.support import REPO, Program, Seen, Wire, base_env, now_ms, 
 pytestmark = pytest.mark.integration
 
 P = "d7/v1"
-CONFIG = REPO / "tests/contract/data/central.yaml"
+DATA = REPO / "tests/contract/data"
 AVAILABILITY = f"{P}/service/qa-central/availability"
 INCIDENT_FIELDS = {"id", "type", "colour", "state", "opened_at", "sources", "zone", "sla", "history", "evidence"}
 ALERT_FIELDS = {"alert_id", "kind", "incident_id", "type", "colour", "state", "ts", "incident"}
@@ -37,7 +38,7 @@ class Central:
     wire: Wire
     env: dict[str, str]
     broker: LocalMosquitto
-    state_dir: Path
+    config: Path
 
     def restart(self) -> None:
         """Start the program again and wait for its `online`."""
@@ -123,12 +124,13 @@ def _rfc3339_now() -> str:
 def central(
     tmp_path_factory: pytest.TempPathFactory, broker: LocalMosquitto, database: LocalVictoriaMetrics
 ) -> Iterator[Central]:
-    """`qinghe serve` on the suite's config, state in a temp dir through `${QA_STATE_DIR}`."""
+    """`qinghe serve` on a copy of the suite's config (rules edited live), state in a temp dir via `${QA_STATE_DIR}`."""
     root = tmp_path_factory.mktemp("central")
+    config = shutil.copytree(DATA, root / "config") / "central.yaml"
     env = base_env(QINGHE_BROKER=broker.url, QINGHE_INFLUX_URL=database.url, QA_STATE_DIR=str(root / "state"))
     wire = Wire(broker.port, f"{P}/#").start()
-    program = Program(["serve", "--config", str(CONFIG)], env, root / "serve.log")
-    central = Central(program, wire, env, broker, root / "state")
+    program = Program(["serve", "--config", str(config)], env, root / "serve.log")
+    central = Central(program, wire, env, broker, config)
     program.start()
     wire.wait_for(lambda w: any(m.payload == b"online" for m in w.on(AVAILABILITY)), 60, "serve online")
     yield central
@@ -395,8 +397,8 @@ def test_record_and_replay_reproduce_an_incident_offline(central: Central, tmp_p
     assert recorder.proc.wait(30) == 0, recorder.log()[-1500:]
     report = tmp_path / "replay.json"
     result = run_cli(
-        ["rules", "replay", "--rules", str(CONFIG.parent / "rules/air.yaml"), "--input", str(recording),
-         "--config", str(CONFIG), "--json", str(report), "--no-progress"],
+        ["rules", "replay", "--rules", str(central.config.parent / "rules/air.yaml"), "--input", str(recording),
+         "--config", str(central.config), "--json", str(report), "--no-progress"],
         env=central.env,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-2000:]
@@ -410,17 +412,56 @@ def test_record_and_replay_reproduce_an_incident_offline(central: Central, tmp_p
 def test_incidents_cli_lists_and_shows_what_the_service_holds(central: Central) -> None:
     _, opened = central.wait_opened("qa.air:aq-3")
     incident_id = opened["incident_id"]
-    listing = run_cli(["incidents", "list", "--config", str(CONFIG), "--json"], env=central.env)
+    listing = run_cli(["incidents", "list", "--config", str(central.config), "--json"], env=central.env)
     assert listing.returncode == 0, listing.stderr[-2000:]
     assert incident_id in listing.stdout
-    shown = run_cli(["incidents", "show", incident_id, "--config", str(CONFIG), "--json"], env=central.env)
+    shown = run_cli(["incidents", "show", incident_id, "--config", str(central.config), "--json"], env=central.env)
     assert shown.returncode == 0, shown.stderr[-2000:]
     body = json.loads(shown.stdout)
     assert body["id"] == incident_id
     assert len(body["history"]) >= len(opened["incident"]["history"])
-    missing = run_cli(["incidents", "show", "inc-00000000-999999", "--config", str(CONFIG)], env=central.env)
+    missing = run_cli(["incidents", "show", "inc-00000000-999999", "--config", str(central.config)], env=central.env)
     assert missing.returncode == 1
-    assert run_cli(["incidents", "stats", "--config", str(CONFIG)], env=central.env).returncode == 0
+    assert run_cli(["incidents", "stats", "--config", str(central.config)], env=central.env).returncode == 0
+
+
+BROKEN_RULE = """\
+version: 1
+rules:
+  - id: qa.noise
+    type: qa_noise
+    readings: {kind: noise}
+    value: laeq
+    tiers:
+      - {colour: purple, above: 120}
+"""
+
+
+def test_a_broken_rule_file_is_refused_live_with_file_line_and_the_old_rules_keep_running(central: Central) -> None:
+    rule_file = central.config.parent / "rules/noise.yaml"
+    good = rule_file.read_text()
+    status_topic = f"{P}/rules/status"
+    edited = time.time()
+    rule_file.write_text(BROKEN_RULE)
+    try:
+
+        def refused(w: Wire) -> dict[str, Any] | None:
+            fresh = [m.json() for m in w.on(status_topic) if m.at >= edited]
+            return next((s for s in fresh if not s["ok"]), None)
+
+        status = central.wire.wait_for(refused, 20, "rules/status reporting the broken file")
+        errors = "\n".join(str(e) for e in status["errors"])
+        assert f"{rule_file}:8: rules[0].tiers[0].colour:" in errors, errors
+        assert status_topic in retained(central.broker.port, status_topic)
+        central.reading("noise-3", laeq=85.0)  # the previous noise rule (blue above 70) still runs
+        _, opened = central.wait_opened("qa.noise:noise-3")
+        assert opened["colour"] == "blue"
+    finally:
+        rule_file.write_text(good)
+    repaired = time.time()
+    central.wire.wait_for(
+        lambda w: any(m.json()["ok"] for m in w.on(status_topic) if m.at >= repaired), 20, "rules/status ok again"
+    )
 
 
 def test_sigkill_of_serve_keeps_open_incidents_and_commands_sent_meanwhile(central: Central) -> None:

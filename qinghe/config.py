@@ -134,6 +134,7 @@ class SensorConfig(StrictModel):
     name: str = ""
     units: dict[str, str] = Field(default_factory=dict, description="field -> unit it reports in")
     expected_interval_s: float = Field(60.0, gt=0, description="how often it reports; gaps are judged by it")
+    tags: list[str] = Field(default_factory=list, description="free labels rules select by, e.g. school")
 
     @field_validator("units")
     @classmethod

@@ -148,3 +148,29 @@ def test_the_demo_rule_file_loads_against_the_shipped_registry() -> None:
     assert result.warnings == ()
     assert result.ruleset is not None
     assert result.ruleset.rules["air.pm25"].tiers[2].for_s == 20.0
+
+
+def test_registry_tags_come_from_the_central_config(tmp_path: Path) -> None:
+    from qinghe.central_config import CentralConfig
+    from rules.lint import check_rules
+    from rules.registry import Registry
+
+    config = CentralConfig.model_validate(
+        {
+            "sensors": [
+                {"id": "a1", "kind": "air", "zone": "z", "tags": ["school"]},
+                {"id": "a2", "kind": "air", "zone": "z"},
+            ]
+        }
+    )
+    registry = Registry.from_central(config)
+    assert registry.sensors["a1"].tags == frozenset({"school"})
+    rules = tmp_path / "r.yaml"
+    rules.write_text(
+        "rules:\n  - {id: s, type: t, readings: {tag: [school, nursery]}, value: pm25,\n"
+        "     tiers: [{colour: red, above: 1}]}\n"
+    )
+    result = check_rules([rules], registry)
+    assert [str(i).split(": ", 1)[1] for i in result.errors] == [
+        "rules[0].readings.tag[1]: unknown tag 'nursery' (no sensor carries it)"
+    ]

@@ -128,19 +128,6 @@ class Wire:
             with self._cond:
                 self._cond.wait(min(left, 0.25))
 
-    def wait_quiet(self, topic_filter: str, quiet_s: float = 1.5, timeout_s: float = 30.0) -> list[Seen]:
-        """Wait until no new message has matched `topic_filter` for `quiet_s`; return the matches."""
-        deadline = time.monotonic() + timeout_s
-        count, since = -1, time.monotonic()
-        while time.monotonic() < deadline:
-            now = len(self.on(topic_filter))
-            if now != count:
-                count, since = now, time.monotonic()
-            elif time.monotonic() - since >= quiet_s:
-                break
-            time.sleep(0.1)
-        return self.on(topic_filter)
-
 
 def retained(port: int, topic_filter: str, settle_s: float = 1.0) -> dict[str, bytes]:
     """What a new subscriber receives as retained messages on `topic_filter` (topic -> payload)."""

@@ -83,10 +83,14 @@ class BrokerConfig(StrictModel):
         return urlsplit(self.url).port or (8883 if self.tls else 1883)
 
     def credentials(self) -> tuple[str | None, str | None]:
-        """(username, password), explicit fields winning over the URL's user info."""
+        """(username, password), explicit fields winning over the URL's user info.
+
+        An empty field (`password: ${QINGHE_MQTT_PASSWORD:-}` with the variable unset) does not count, so
+        the credentials of a `QINGHE_BROKER` URL reach the broker with the shipped config.
+        """
         parts = urlsplit(self.url)
         user = self.username or (unquote(parts.username) if parts.username else None)
-        if self.password is not None:
+        if self.password is not None and self.password.get_secret_value():
             return user, self.password.get_secret_value()
         return user, unquote(parts.password) if parts.password else None
 

@@ -97,6 +97,8 @@ def test_shipped_and_suite_configs_pass_config_check() -> None:
         REPO / "config/edge.yaml",
         *sorted((REPO / "config/rules").glob("*.yaml")),
         *sorted((REPO / "config/holidays").glob("*.yaml")),
+        REPO / "config/demo/central.yaml",
+        *sorted((REPO / "config/demo/rules").glob("*.yaml")),
         DATA / "central.yaml",
         *sorted((DATA / "rules").glob("*.yaml")),
     ]

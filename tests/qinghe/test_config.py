@@ -117,6 +117,14 @@ def test_broker_url_parts_and_redaction() -> None:
     assert explicit.credentials() == ("ops", "new")
 
 
+def test_empty_username_and_password_fields_leave_the_urls_credentials_alone() -> None:
+    # config/central.yaml: `username: ${QINGHE_MQTT_USER:-}`, `password: ${QINGHE_MQTT_PASSWORD:-}`, both unset,
+    # with QINGHE_BROKER=mqtts://ops:p%40ss@broker:8883 from the environment.
+    broker = BrokerConfig(url="mqtts://ops:p%40ss@broker:8883", username="", password="")
+    assert broker.credentials() == ("ops", "p@ss")
+    assert BrokerConfig(url="mqtt://broker:1883", username="", password="").credentials() == (None, None)
+
+
 def test_sensor_units_must_belong_to_the_kind() -> None:
     with pytest.raises(ValueError, match="air sensors have no field 'level'"):
         SensorConfig(id="a", kind="air", zone="z", units={"level": "cm"})

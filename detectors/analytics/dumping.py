@@ -217,6 +217,7 @@ class Dumping:
             return []
         if not self._find_owner(candidate):
             return []
+        candidate.anchor = candidate.box  # the object as confirmed (a pile grows after it first appears)
         candidate.episode_id = self.ids.new(self.appeared(candidate))
         return [self._draft(candidate, EventType.START, ts, roles=("appeared", "before"))]
 

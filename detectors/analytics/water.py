@@ -27,6 +27,7 @@ from qinghe.contracts import EventType, JsonScalar
 
 NAME = "standing_water"
 BLOCK = 8  # pixels of the analysis frame per comparison block
+REFRESH = 0.02  # share of the current view blended into the dry reference per dry check
 F32 = npt.NDArray[np.float32]
 Mask = npt.NDArray[np.bool_]
 
@@ -61,8 +62,14 @@ def _blocks(image: F32, block: int) -> F32:
     return shaped.reshape(rows, cols, block * block, channels)
 
 
-def wet_blocks(reference: F32, current: F32, diff_threshold: float, ncc_threshold: float = 0.45,
-               chroma_threshold: float = 0.045) -> Mask:  # fmt: skip
+def wet_blocks(reference: F32, current: F32, diff_threshold: float) -> Mask:
+    """Per block: wet, i.e. changed (see changed_blocks) in a patch at least 2x2 blocks large."""
+    # Water lies in patches; lines one block wide are the edges of shadows or of passing objects.
+    return _open2x2(changed_blocks(reference, current, diff_threshold))
+
+
+def changed_blocks(reference: F32, current: F32, diff_threshold: float, ncc_threshold: float = 0.45,
+                   chroma_threshold: float = 0.045) -> Mask:  # fmt: skip
     """Per block: has the surface changed in structure or colour balance (not just brightness)?"""
     ref, cur = _blocks(reference, BLOCK), _blocks(current, BLOCK)
     ref_grey, cur_grey = ref.mean(axis=3), cur.mean(axis=3)
@@ -75,9 +82,22 @@ def wet_blocks(reference: F32, current: F32, diff_threshold: float, ncc_threshol
     cur_chroma = cur_mean / np.maximum(cur_mean.sum(axis=2, keepdims=True), 1.0)
     chroma = np.abs(ref_chroma - cur_chroma).sum(axis=2)
     brighter = cur_grey.mean(axis=2) - ref_grey.mean(axis=2) > diff_threshold  # glare on water
-    changed = (textured & (ncc < ncc_threshold)) | (chroma > chroma_threshold) | brighter
-    # Water lies in patches; lines one block wide are the edges of shadows or of passing objects.
-    return _open2x2(changed)
+    changed: Mask = (textured & (ncc < ncc_threshold)) | (chroma > chroma_threshold) | brighter
+    return changed
+
+
+def _pixels(blocks: Mask, h: int, w: int) -> Mask:
+    """A block mask expanded to an h x w pixel mask (pixels beyond whole blocks stay False)."""
+    mask = np.repeat(np.repeat(blocks, BLOCK, axis=0), BLOCK, axis=1)
+    full = np.zeros((h, w), bool)
+    full[: mask.shape[0], : mask.shape[1]] = mask
+    return full
+
+
+def _iou(a: Mask, b: Mask) -> float:
+    """Intersection over union of two masks (1.0 when both are empty)."""
+    union = np.count_nonzero(a | b)
+    return 1.0 if union == 0 else np.count_nonzero(a & b) / union
 
 
 def _open2x2(mask: Mask) -> Mask:
@@ -111,6 +131,8 @@ class StandingWater:
         self.streak = 0
         self.episode: WaterEpisode | None = None
         self.last_fraction: float | None = None
+        self._last_wet: Mask | None = None
+        self._changed: Mask | None = None
 
     def state_size(self) -> int:
         """The open episode (the reference image is one per zone, not keyed state)."""
@@ -131,12 +153,15 @@ class StandingWater:
         measured = self._measure(observation)
         if measured is None:
             return []
-        fraction, box = measured
+        fraction, box, wet = measured
         self.last_fraction = fraction
+        stable = self._last_wet is None or _iou(wet, self._last_wet) >= 0.3  # traffic moves, puddles stay
+        self._last_wet = wet
         if self.episode is None and fraction < self.config.clear_fraction:
             self._refresh_reference(observation)
         if self.episode is None:
-            self.streak = self.streak + 1 if active and fraction >= self.config.min_fraction else 0
+            over = active and fraction >= self.config.min_fraction
+            self.streak = (self.streak + 1 if stable else 1) if over else 0
             if self.streak < self.config.persist_checks:
                 return []
             self.episode = WaterEpisode(self.ids.new(ts), ts, fraction, fraction, box)
@@ -159,7 +184,7 @@ class StandingWater:
             return [self._draft(EventType.UPDATE, ts, roles=("best",))]
         return []
 
-    def _measure(self, observation: FrameObservation) -> tuple[float, Box] | None:
+    def _measure(self, observation: FrameObservation) -> tuple[float, Box, Mask] | None:
         """Wet share of the zone and the box around the wet area, or None when nothing can be measured."""
         cfg = self.config
         frame = observation.frame
@@ -185,7 +210,7 @@ class StandingWater:
         fraction = float(wet.sum()) / float(usable.sum())
         ys, xs = np.nonzero(wet)
         box = (xs.min() / w, ys.min() / h, (xs.max() + 1) / w, (ys.max() + 1) / h) if len(xs) else (0.0, 0.0, 0.0, 0.0)
-        return round(fraction, 4), box
+        return round(fraction, 4), box, wet
 
     def _occluded(self, observation: FrameObservation, w: int, h: int) -> Mask:
         """Pixels under vehicles and people (boxes grown by 10 %: detector boxes are not exact)."""
@@ -198,7 +223,7 @@ class StandingWater:
         return box_mask(boxes, w, h)
 
     def _refresh_reference(self, observation: FrameObservation) -> None:
-        """While dry, let the reference follow slow changes (10 % per check), never learning passing objects."""
+        """While dry, let the reference follow slow changes (2 % per check), never learning objects or wet patches."""
         frame = observation.frame
         if frame is None or self.reference is None or self._given_reference is not None:
             return
@@ -206,7 +231,10 @@ class StandingWater:
         if small.shape != self.reference.shape:
             return
         h, w = small.shape[:2]
-        rate = np.where(self._occluded(observation, w, h), 0.0, 0.1).astype(np.float32)[:, :, None]
+        frozen = self._occluded(observation, w, h)
+        if self._changed is not None and self._changed.shape == frozen.shape:
+            frozen |= self._changed  # a puddle that is still too small to count must not be learned away
+        rate = np.where(frozen, 0.0, REFRESH).astype(np.float32)[:, :, None]
         self.reference += rate * (small - self.reference)
 
     def _compare(self, small: F32, dry_looking: bool) -> Mask:
@@ -221,11 +249,10 @@ class StandingWater:
                     self.reference = small.copy()
                 return np.zeros((h, w), bool)
         gain = float(np.median(self.reference)) / max(float(np.median(small)), 1.0)  # global lighting change
-        blocks = wet_blocks(self.reference, small * gain, self.config.diff_threshold)
-        mask = np.repeat(np.repeat(blocks, BLOCK, axis=0), BLOCK, axis=1)
-        full = np.zeros((h, w), bool)
-        full[: mask.shape[0], : mask.shape[1]] = mask
-        return full
+        changed = changed_blocks(self.reference, small * gain, self.config.diff_threshold)
+        grown = cv2.dilate(changed.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+        self._changed = _pixels(grown, h, w)
+        return _pixels(_open2x2(changed), h, w)
 
     def _draft(self, kind: EventType, ts: float, roles: tuple[str, ...] = (), outcome: str | None = None) -> EventDraft:
         episode = self.episode

@@ -54,7 +54,14 @@ class Wire:
     """
 
     def __init__(
-        self, port: int, topic_filter: str = "#", *, retained_only: bool = False, client_id: str | None = None
+        self,
+        port: int,
+        topic_filter: str = "#",
+        *,
+        retained_only: bool = False,
+        client_id: str | None = None,
+        ca_file: Path | None = None,
+        credentials: tuple[str, str] | None = None,
     ) -> None:
         self.port = port
         self.topic_filter = topic_filter
@@ -69,6 +76,10 @@ class Wire:
             protocol=mqtt.MQTTv5,
         )
         self._client.reconnect_delay_set(0.1, 0.5)  # type: ignore[arg-type]  # paho sleeps on floats
+        if ca_file is not None:
+            self._client.tls_set(ca_certs=str(ca_file))
+        if credentials is not None:
+            self._client.username_pw_set(*credentials)
         self._client.on_connect = self._on_connect
         self._client.on_subscribe = self._on_subscribe
         self._client.on_message = self._on_message

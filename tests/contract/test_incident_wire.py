@@ -82,13 +82,13 @@ class Central:
         result: tuple[Seen, dict[str, Any]] = self.wire.wait_for(find, timeout_s, f"{kind} alert for {incident_id}")
         return result
 
-    def wait_opened(self, dedup_key: str, timeout_s: float = 15) -> tuple[Seen, dict[str, Any]]:
-        """Wait for the `opened` alert of the incident with this dedup key."""
+    def wait_opened(self, dedup_key: str, timeout_s: float = 15, after: float = 0.0) -> tuple[Seen, dict[str, Any]]:
+        """Wait for the `opened` alert of the incident with this dedup key (the first one seen after `after`)."""
 
         def find(w: Wire) -> tuple[Seen, dict[str, Any]] | None:
             for message in w.on(f"{P}/alert/+/+"):
                 body = message.json()
-                if body["kind"] == "opened" and body["incident"]["dedup_key"] == dedup_key:
+                if body["kind"] == "opened" and body["incident"]["dedup_key"] == dedup_key and message.at >= after:
                     return message, body
             return None
 
@@ -487,3 +487,23 @@ def test_sigkill_of_serve_keeps_open_incidents_and_commands_sent_meanwhile(centr
     repeated = [i for i in set(after) if after.count(i) > 1 and i not in before]
     assert not repeated, f"alerts published twice after the restart: {repeated}"
     assert central.document(incident_id)["state"] == "acknowledged"
+
+
+def test_a_deadline_that_passes_while_serve_is_down_is_breached_once_after_the_restart(central: Central) -> None:
+    sent = time.time()
+    central.reading("aq-4", pm25=200.0)  # orange: acknowledge within 2 s (its earlier incident was archived)
+    _, opened = central.wait_opened("qa.air:aq-4", after=sent)
+    incident_id = opened["incident_id"]
+    if any(a["kind"] == "sla_breached" for a in central.alerts(incident_id)):
+        pytest.fail("the clock ran out before the kill; the machine is too slow for this test's 2 s clock")
+    central.program.kill()
+    time.sleep(3)
+    central.restart()
+    _, breached = central.wait_alert(incident_id, "sla_breached", timeout_s=20)
+    clock = _clock(breached["incident"], "acknowledge")
+    assert clock is not None
+    assert clock["breached_at"] == clock["deadline"]
+    assert clock["met"] is False
+    time.sleep(1.5)
+    breaches = [a["alert_id"] for a in central.alerts(incident_id) if a["kind"] == "sla_breached"]
+    assert len(set(breaches)) == 1, breaches

@@ -349,7 +349,7 @@ def test_a_camera_warning_opens_a_parking_incident_and_speaks_to_the_road_warden
     assert {"warning_id", "text", "incident_id", "repeat", "expires_at"} <= command.keys()
     assert command["incident_id"] == incident_id
     assert command["repeat"] == 2
-    assert command["text"]
+    assert "一二三四五" in command["text"], command["text"]  # the plate, spelt out for speech (docs/alerting.md)
     assert rfc3339(command["expires_at"]) > time.time()
     central.wire.publish(
         f"{P}/warden/spk-1/said",

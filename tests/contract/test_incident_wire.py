@@ -321,6 +321,16 @@ def test_default_clocks_follow_the_1510_table_and_rank_rises_with_colour(central
     assert red["tier"] > blue["tier"], "the handling rank rises with the colour"
 
 
+def test_when_the_rule_clears_the_incident_is_resolved_by_the_rule(central: Central) -> None:
+    _, red = central.wait_opened("qa.noise:noise-1")
+    central.reading("noise-1", laeq=50.0)  # below the resolve threshold (60)
+    message, resolved = central.wait_alert(red["incident_id"], "resolved")
+    assert message.topic == f"{P}/alert/red/qa_noise"
+    assert resolved["incident"]["state"] == "resolved"
+    assert resolved["incident"]["outcome"] == "auto_resolved"
+    assert resolved["incident"]["history"][-1]["by"] == "rule:qa.noise"
+
+
 def test_a_camera_warning_opens_a_parking_incident_and_speaks_to_the_road_warden_speaker(central: Central) -> None:
     episode, plate = uuid.uuid4().hex, "浙A12345"
     base = {

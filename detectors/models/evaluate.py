@@ -200,6 +200,8 @@ def _match_row(m: EventMatch) -> dict[str, Any]:
 def print_report(rep: dict[str, Any], out: Any = sys.stdout) -> None:
     """Human-readable tables."""
     print("frame level (frames the detector ran on; IoU >= threshold)", file=out)
+    if not rep["frames"]:
+        print("  (not available: no detections were seen, e.g. through --edge)", file=out)
     print(f"  {'class':<10} {'tp':>6} {'fp':>6} {'fn':>6} {'precision':>10} {'recall':>8}", file=out)
     for cls, f in rep["frames"].items():
         p = "-" if f["precision"] is None else f"{f['precision']:.3f}"

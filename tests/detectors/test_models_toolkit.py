@@ -201,3 +201,35 @@ def test_demo_camera_config_is_valid_for_the_edge_agent(clips: dict[str, Path]) 
     assert rtsp.detect.url == "rtsp://127.0.0.1:8554/p"
     assert rtsp.kind.value == "generic"  # no speaker given: not a road_warden camera
     assert set(DEMO_SCENES) == {"parking-complied", "parking-violation", "smoke", "water"}
+
+
+def test_frame_scoring_counts_duplicates_and_misses() -> None:
+    from detectors.models.scoring import ClassCounts, score_frame
+    from tests.detectors.support import detections
+
+    truth = FrameLabel(index=0, t=0.0, objects=[ObjectLabel(id=1, label="car", box=(0.1, 0.1, 0.3, 0.3)),
+                                                 ObjectLabel(id=2, label="car", box=(0.6, 0.6, 0.8, 0.8)),
+                                                 ObjectLabel(id=3, label="person", box=(0.4, 0.1, 0.45, 0.3),
+                                                             visible=0.4)])  # fmt: skip
+    dets = detections([("car", (0.11, 0.1, 0.3, 0.31), 0.9), ("car", (0.1, 0.12, 0.29, 0.3), 0.8),
+                       ("truck", (0.6, 0.6, 0.8, 0.8), 0.7)])  # fmt: skip
+    counts: dict[str, ClassCounts] = {}
+    score_frame(dets, truth, counts)
+    assert (counts["car"].tp, counts["car"].fp, counts["car"].fn) == (1, 1, 1)  # duplicate box = false positive
+    assert (counts["truck"].tp, counts["truck"].fp) == (0, 1)  # right place, wrong class
+    assert (counts["person"].tp, counts["person"].fn) == (0, 0)  # mostly hidden: missing it is not penalised
+
+
+def test_water_event_starts_when_the_wet_share_crosses_the_threshold() -> None:
+    from detectors.models.clips import water_onsets
+    from detectors.models.labels import EventLabel
+    from detectors.models.scenes import Script
+
+    analytics = {"standing_water": [{"zone": "road", "min_fraction": 0.15}]}
+    events = [EventLabel(analytic="standing_water", zone="road", start_s=2.0)]
+    script = Script("water", "puddle", "vtest", 10.0, analytics=analytics, events=events)
+    frames = [FrameLabel(index=i, t=float(i), water_fraction={"road": 0.05 * i}) for i in range(6)]
+    (event,) = water_onsets(script, frames)
+    assert event.start_s == 3.0
+    assert event.milestones == {"puddle_start": 2.0}
+    assert water_onsets(script, frames[:3]) == []  # never reached 0.15: no standing water

@@ -67,8 +67,13 @@ def run_simulate_sensors(args: argparse.Namespace) -> int:
         print(f"wrote {len(synthetic)} synthetic sensors to {args.write_registry}", file=sys.stderr)
         return EXIT_OK
     from ingest.simulate import run_simulation
+    from qinghe.errors import RetryableError
 
-    counts = run_simulation(plan)
+    try:
+        counts = run_simulation(plan)
+    except RetryableError as exc:
+        print(f"qinghe simulate sensors: {exc}", file=sys.stderr)
+        return EXIT_FAILED
     print(json.dumps({"valid": counts.valid, "invalid": counts.invalid}), flush=True)
     if counts.unacknowledged:
         print(f"{counts.unacknowledged} messages were never acknowledged by the broker", file=sys.stderr)

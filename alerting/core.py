@@ -33,6 +33,7 @@ from qinghe.contracts import (
     CameraStatus,
     Colour,
     CommandRejected,
+    GeoPoint,
     IncidentCommand,
     IncidentState,
     RuleSignal,
@@ -150,8 +151,24 @@ class AlertingCore:
     def on_signal(self, signal: RuleSignal, now: float) -> Changes:
         """A RuleSignal from the rules engine (see alerting.signals)."""
         changes = Changes()
-        self.signals.handle(changes, signal, round(now, 3))
+        self.signals.handle(changes, self.district_view(signal), round(now, 3))
         return self.finish(changes)
+
+    def district_view(self, signal: RuleSignal) -> RuleSignal:
+        """A camera signal as the command centre routes it: in the camera's district zone, at its location.
+
+        Edge events name the camera's own polygon zone (`no_parking_east`); teams, grouping, inhibition
+        and silences work on the district zones of the registry, so the polygon name moves to
+        `explain.camera_zone` and the incident takes the camera's first registry zone.
+        """
+        camera = self.cameras.get(signal.camera_id or "")
+        if camera is None or not camera.zones or signal.zone in camera.zones:
+            return signal
+        location = signal.location
+        if location is None and camera.location is not None:
+            location = GeoPoint(camera.location.lat, camera.location.lon)
+        explain = {**signal.explain, "camera_zone": signal.zone}
+        return replace(signal, zone=camera.zones[0], location=location, explain=explain)
 
     def on_command(self, incident_id: str, command: IncidentCommand, now: float) -> Changes:
         """A responder command; illegal ones are answered on `incident/{id}/cmd/rejected`."""

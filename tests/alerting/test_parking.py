@@ -145,3 +145,29 @@ def test_rule_raising_to_the_violation_colour_ends_grace(tmp_path: Path) -> None
     assert record.incident.outcome == "violation"
     assert record.incident.colour is Colour.ORANGE
     assert [e.action for e in record.incident.history].count("colour_changed") == 1
+
+
+def test_camera_incidents_are_routed_by_the_cameras_district_zone(tmp_path: Path) -> None:
+    cameras = {
+        "cam1": CameraRefConfig(
+            id="cam1", speaker_id="spk1", zones=["tianzhu-street"], location={"lat": 30.25, "lon": 119.75}
+        )
+    }
+    config = {"responders": {"teams": [{"id": "zhongdui-1", "zones": ["tianzhu-street"]}, {"id": "duty-team"}]}}
+    h = Harness(tmp_path, config=config, cameras=cameras)
+    h.send(replace(warning(), zone="no_parking_east"))
+    incident = h.only().incident
+    assert incident.zone == "tianzhu-street"
+    assert incident.explain["camera_zone"] == "no_parking_east"
+    assert incident.location is not None
+    assert (incident.location.lat, incident.location.lon) == (30.25, 119.75)
+    assert incident.assignee == "zhongdui-1"
+
+
+def test_a_signal_already_in_a_district_zone_is_left_alone(tmp_path: Path) -> None:
+    cameras = {"cam1": CameraRefConfig(id="cam1", speaker_id="spk1", zones=["tianzhu-street", "baolong-plaza"])}
+    h = Harness(tmp_path, cameras=cameras)
+    h.send(replace(warning(), zone="baolong-plaza"))
+    incident = h.only().incident
+    assert incident.zone == "baolong-plaza"
+    assert "camera_zone" not in incident.explain

@@ -113,7 +113,7 @@ def test_sigkill_of_serve_mid_stream_loses_nothing_and_env_overrides_point_it_at
         f"sensors:\n{sensors}"
     )
     env = {**os.environ, "QINGHE_BROKER": mosquitto.url, "QINGHE_INFLUX_URL": victoria.url}
-    availability = "qh/v1/service/central/availability"
+    availability = "qh/v1/service/central-serve-ingest/availability"  # an --only subset names itself
 
     def online_count() -> int:
         return sum(1 for m in collector.on(availability) if m.payload == b"online")

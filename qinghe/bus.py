@@ -10,9 +10,10 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
@@ -67,6 +68,94 @@ class PublishHandle:
 Handler = Callable[[InboundMessage], None]
 PublishedHook = Callable[[int], None]
 ConnectionHook = Callable[[bool], None]
+BurstHook = Callable[[], None]
+
+MAX_BURST = 1000  # packets handled per network-loop pass before writes, keepalive and the burst hooks run
+
+
+class _BufferedSocket:
+    """A socket whose reads are served from one large `recv`.
+
+    paho reads each packet with three tiny `recv` calls (type, length, body) and goes back to `select`
+    between packets; from a buffer, a burst of packets costs one system call. `pending()` is the hook
+    paho already uses for TLS sockets: while it is non-zero paho does not wait in `select`.
+    """
+
+    __slots__ = ("_buf", "_pos", "raw")
+
+    def __init__(self, raw: socket.socket) -> None:
+        self.raw = raw  # a TCP socket, or an ssl.SSLSocket (a subclass)
+        self._buf = b""
+        self._pos = 0
+
+    def recv(self, size: int) -> bytes:
+        """Up to `size` bytes; raises BlockingIOError like the socket when nothing is there."""
+        buf, pos = self._buf, self._pos
+        available = len(buf) - pos
+        if available == 0:
+            buf = self.raw.recv(max(size, 65536))
+            if not buf:
+                return buf  # the connection closed
+            pos, available = 0, len(buf)
+            self._buf = buf
+        if size >= available:
+            self._buf, self._pos = b"", 0
+            return buf[pos:] if pos else buf
+        self._pos = pos + size
+        return buf[pos : pos + size]
+
+    def pending(self) -> int:
+        """Bytes already read from the kernel (and, for TLS, decrypted) but not yet handed to paho."""
+        inner = getattr(self.raw, "pending", None)
+        return len(self._buf) - self._pos + (int(inner()) if inner is not None else 0)
+
+    def send(self, data: bytes | bytearray) -> int:
+        """Write to the socket."""
+        return self.raw.send(data)
+
+    def fileno(self) -> int:
+        """The socket's descriptor (for `select`)."""
+        return self.raw.fileno()
+
+    def setblocking(self, flag: bool) -> None:
+        """Passed to the socket."""
+        self.raw.setblocking(flag)
+
+    def close(self) -> None:
+        """Close the socket and drop what is buffered."""
+        self._buf, self._pos = b"", 0
+        self.raw.close()
+
+
+class _Client(mqtt.Client):
+    """paho's client, optionally reading bursts: every packet already received is handled in one pass,
+    then the burst hook runs once (where a consumer commits and acknowledges the burst together)."""
+
+    def __init__(self, *args: Any, bulk_read: bool, on_burst_end: BurstHook, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._bulk_read = bulk_read
+        self._on_burst_end = on_burst_end
+
+    def _create_socket(self) -> Any:
+        sock = super()._create_socket()
+        return _BufferedSocket(sock) if self._bulk_read and isinstance(sock, socket.socket) else sock
+
+    def loop_read(self, max_packets: int = 1) -> MQTTErrorCode:
+        """Handle the packets that have arrived (all of them, up to MAX_BURST, when reading in bulk)."""
+        rc = self._read_burst() if isinstance(self._sock, _BufferedSocket) else super().loop_read(max_packets)
+        self._on_burst_end()
+        return rc
+
+    def _read_burst(self) -> MQTTErrorCode:
+        for _ in range(MAX_BURST):
+            if self._sock is None:
+                return MQTTErrorCode.MQTT_ERR_NO_CONN
+            rc = self._packet_read()
+            if rc > 0:
+                return self._loop_rc_handle(rc)
+            if rc == MQTTErrorCode.MQTT_ERR_AGAIN:
+                break  # nothing more has arrived
+        return MQTTErrorCode.MQTT_ERR_SUCCESS
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +174,8 @@ class MqttBus:
       service is down are delivered when it returns;
     - reconnects with exponential backoff and re-subscribes every filter on each connect;
     - `manual_ack=True` lets a consumer acknowledge only once a message is safely stored;
+    - `bulk_read=True` reads the socket in large chunks and handles every packet that has arrived in
+      one pass; with `on_burst_end` a consumer group-commits and acknowledges (`ack_many`) per burst;
     - an exception in a handler is logged and never kills paho's network thread.
     """
 
@@ -99,6 +190,7 @@ class MqttBus:
         max_inflight: int = 1000,
         receive_maximum: int = 65535,
         protocol: int = 5,
+        bulk_read: bool = False,
     ) -> None:
         self.config = config
         self.client_id = config.client_id or client_id
@@ -112,6 +204,8 @@ class MqttBus:
         self._subscriptions: dict[str, int] = {}
         self._published_hooks: list[PublishedHook] = []
         self._connection_hooks: list[ConnectionHook] = []
+        self._burst_hooks: list[BurstHook] = []
+        self._bulk_read = bulk_read
         self._connected = threading.Event()
         self._stopping = False
         self._lock = threading.Lock()
@@ -120,12 +214,14 @@ class MqttBus:
     # ----- setup -----------------------------------------------------------------------------------
     def _make_client(self, max_inflight: int) -> mqtt.Client:
         v311 = {"clean_session": self._clean_start} if self._protocol == 4 else {}
-        client = mqtt.Client(
+        client = _Client(
             CallbackAPIVersion.VERSION2,
             client_id=self.client_id,
             protocol=mqtt.MQTTv5 if self._protocol == 5 else mqtt.MQTTv311,
             manual_ack=self.manual_ack,
-            **v311,  # type: ignore[arg-type]
+            bulk_read=self._bulk_read,
+            on_burst_end=self._burst_end,
+            **v311,
         )
         user, password = self.config.credentials()
         if user is not None:
@@ -167,6 +263,11 @@ class MqttBus:
     def on_connection_change(self, hook: ConnectionHook) -> None:
         """Call `hook(connected)` on every connect and disconnect."""
         self._connection_hooks.append(hook)
+
+    def on_burst_end(self, hook: BurstHook) -> None:
+        """Call `hook()` on the network thread after each pass over received packets (with `bulk_read`,
+        a burst of up to MAX_BURST messages; otherwise one): the place to commit and `ack_many`."""
+        self._burst_hooks.append(hook)
 
     # ----- lifecycle -------------------------------------------------------------------------------
     def start(self, wait_s: float | None = 10.0) -> None:
@@ -264,6 +365,13 @@ class MqttBus:
         except Exception:  # a handler bug must not kill the network thread
             log.exception("handler for %s failed; message left unacknowledged", msg.topic)
 
+    def _burst_end(self) -> None:
+        for hook in self._burst_hooks:
+            try:
+                hook()
+            except Exception:  # like a handler's: logged, and the network thread keeps running
+                log.exception("burst hook failed")
+
     def _on_unrouted(self, _client: mqtt.Client, _userdata: object, msg: mqtt.MQTTMessage) -> None:
         log.debug("no handler for %s", msg.topic)
         if self.manual_ack and msg.qos > 0:
@@ -325,6 +433,7 @@ class MqttBus:
 def _no_delay(client: mqtt.Client) -> None:
     """Switch Nagle's algorithm off: small packets (acks, alerts) otherwise wait ~40 ms for a delayed ACK."""
     sock = client.socket()
+    sock = getattr(sock, "raw", sock)  # under a _BufferedSocket
     try:
         if isinstance(sock, socket.socket):  # ssl.SSLSocket is one too
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)

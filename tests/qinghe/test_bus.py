@@ -186,3 +186,49 @@ def test_clean_stop_publishes_offline(mosquitto: LocalMosquitto, broker_config: 
     late = Collector(mosquitto.url, "qh/v1/service/+/availability", "late2").start()
     assert late.wait_for(lambda ms: len(ms) == 1)[0].payload == b"offline"
     late.stop()
+
+
+def test_bulk_read_delivers_a_backlog_in_bursts_acknowledged_per_burst(broker_config: BrokerConfig) -> None:
+    def consumer(inbox: Inbox, bursts: list[int]) -> MqttBus:
+        bus = _bus(broker_config, "bulk", manual_ack=True, bulk_read=True)
+        pending: list[InboundMessage] = []
+
+        def take(message: InboundMessage) -> None:
+            inbox.add(message)
+            pending.append(message)
+
+        def end_of_burst() -> None:  # what a consumer does: commit the burst, then ack it in one write
+            if pending:
+                bursts.append(len(pending))
+                bus.ack_many(list(pending))
+                pending.clear()
+
+        bus.subscribe("qh/v1/bulk/#", take)
+        bus.on_burst_end(end_of_burst)
+        return bus
+
+    first = consumer(Inbox(), [])
+    first.start()  # the persistent session and its subscription
+    first.stop()
+    pub = _bus(broker_config, "pub-bulk")
+    pub.start()
+    big = b"x" * 200_000  # larger than one read of the buffer: served across several
+    for i in range(600):
+        pub.publish(f"qh/v1/bulk/{i % 7}", big if i == 300 else str(i).encode())
+    pub.publish_and_wait("qh/v1/bulk/end", "600")
+    inbox, bursts = Inbox(), list[int]()
+    second = consumer(inbox, bursts)
+    second.start()
+    got = inbox.wait_len(601)
+    second.stop()
+    assert got[300] == big
+    assert [int(p) for i, p in enumerate(got) if i != 300] == [i for i in range(601) if i != 300]  # in order
+    assert sum(bursts) == 601
+    assert len(bursts) < 300  # a backlog arrives many messages per pass, not one
+    third_inbox = Inbox()
+    third = consumer(third_inbox, [])
+    third.start()
+    time.sleep(0.5)
+    assert third_inbox.items == []  # every burst was acknowledged: nothing comes back
+    third.stop()
+    pub.stop()

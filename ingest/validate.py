@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -99,10 +99,13 @@ class Validator:
         topic_root: str,
         limits: Limits = Limits(),
         dedup: DedupState | None = None,
+        *,
+        lines: bool = True,
     ) -> None:
         self.registry = registry
         self.limits = limits
         self.dedup = dedup if dedup is not None else DedupState()
+        self.lines = lines  # False: Accepted.line is left empty (a consumer that stores nothing)
         self._head = f"{topic_root}/sensor/"
         self._tail = "/reading"
 
@@ -120,7 +123,7 @@ class Validator:
         if duplicate is not None:
             return Redelivered(profile.sensor_id, duplicate) if dup else Rejection(Reason.DUPLICATE, duplicate)
         reading = SensorReading(profile.sensor_id, profile.kind, profile.zone, ts, values, seq, profile.location)
-        return Accepted(reading, encode_line(profile.line_prefix, values, epoch_ms(ts)))
+        return Accepted(reading, encode_line(profile.line_prefix, values, epoch_ms(ts)) if self.lines else "")
 
     def _profile(self, topic: str, payload: bytes) -> SensorProfile:
         size = len(payload)
@@ -154,9 +157,25 @@ class Validator:
         return ts
 
 
+# the C scanner json.loads itself runs (typeshed does not declare the attribute)
+_scan_json: Callable[[str, int], tuple[object, int]] = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
+
+
+def _loads(payload: bytes) -> object:
+    """json.loads, with a shortcut for the common case: UTF-8 text that is one JSON value, nothing around
+    it. Anything else (whitespace, a BOM, other encodings, errors) goes through json.loads itself, so
+    results and error messages are exactly json.loads's."""
+    try:
+        text = payload.decode()
+        value, end = _scan_json(text, 0)
+    except (UnicodeDecodeError, StopIteration, ValueError, RecursionError):
+        return json.loads(payload)
+    return value if end == len(text) else json.loads(payload)
+
+
 def _parse(payload: bytes) -> dict[str, object]:
     try:
-        doc = json.loads(payload)
+        doc = _loads(payload)
     except UnicodeDecodeError as exc:
         raise _Reject(Reason.MALFORMED_JSON, f"payload is not UTF-8 text: {exc.reason} at byte {exc.start}") from None
     except json.JSONDecodeError as exc:

@@ -111,6 +111,7 @@ class CompiledRule:
     time_driven: bool
     deadman: bool
     camera_driven: bool  # instances come from camera/{id}/status too (camera_state conditions)
+    wakes_idle: bool = False  # an instance neither firing nor pending may still need a wake-up (time, gaps)
     dedup_template: str = ""
     horizon: float = 3600.0  # an idle inactive instance older than this holds nothing worth keeping
     digest: str = ""
@@ -158,6 +159,7 @@ def compile_rule(rule: RuleModel, source: str, schedules: Mapping[str, Schedule]
     nodes = [t.node for t in tiers] + ([resolve] if resolve else [])
     exprs = [e for n in nodes for e in n.series()]
     series = _retention(exprs)
+    time_driven = any(n.time_driven() for n in nodes) or schedule is not None
     return CompiledRule(
         model=rule,
         source=source,
@@ -172,9 +174,10 @@ def compile_rule(rule: RuleModel, source: str, schedules: Mapping[str, Schedule]
         series=series,
         fields=fields_of(series),
         value_expr=default_value or (exprs[0] if exprs else None),
-        time_driven=any(n.time_driven() for n in nodes) or schedule is not None,
+        time_driven=time_driven,
         deadman=any(_has(n, AbsentTest) for n in nodes),
         camera_driven=any(_has(n, CameraStateTest) for n in nodes) and rule.key_fields() == ["camera"],
+        wakes_idle=time_driven or rule.gap.notify == "always",
         dedup_template=rule.dedup_key or "{rule}:" + ":".join("{" + f + "}" for f in rule.key_fields() if f != "rule"),
         horizon=max([_window_span(nodes), rule.keep_firing_for, *(t.for_s for t in tiers)]) + 60.0,
     )

@@ -13,6 +13,7 @@ from rules.series import aggregate
 from rules.state import Env, Instance
 
 Tri = bool | None
+INF = float("inf")
 
 OPERATORS: dict[str, tuple[str, Callable[[float, float], bool]]] = {
     "above": (">", operator.gt),
@@ -77,17 +78,20 @@ class ValueTest(Node):
         self.symbol, self.compare = OPERATORS[op]
         self.threshold = threshold
         self.key = expr.series
+        self.last_only = expr.func == "last"
 
     def value(self, inst: Instance, env: Env) -> tuple[float | None, bool]:
         """(value, known): value is None when there is nothing to compute it from."""
-        series = inst.series.get(self.key)
+        key = self.key
+        series = inst.series.get(key)
         if series is None:
             return None, True  # never had data here: the input does not exist for this instance
-        if env.now - inst.seen.get(self.key, env.now) >= inst.gap.get(self.key, float("inf")) - 1e-6:
+        now = env.now
+        if now - inst.seen.get(key, now) >= inst.gap.get(key, INF) - 1e-6:
             return None, False  # silent sensor
-        expr = self.expr
-        if expr.func == "last":
+        if self.last_only:
             return series.last(), True
+        expr = self.expr
         if self.full_window and series.first_ts > env.now - expr.window_s + 1e-6:
             return None, False  # the series does not cover the window yet
         ts, vals = series.window(env.now, expr.window_s)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field
 
@@ -22,6 +22,11 @@ class RulesConfig(StrictModel):
     event_dedupe_ttl_s: float = Field(7 * 86400.0, gt=0, description="camera event ids remembered this long")
     event_dedupe_max: int = Field(500_000, ge=1000, description="at most this many event ids remembered")
     tick_max_s: float = Field(1.0, gt=0, le=60, description="longest sleep of the timer between time checks")
+    mqtt_protocol: Literal["3.1.1", "5"] = Field(
+        "3.1.1",
+        description="MQTT version of the rules service's connection: 3.1.1 is cheaper for paho to receive, "
+        "but then the broker's max_inflight_messages bounds the unacknowledged window",
+    )
     workers: int = Field(
         1, ge=1, le=64, description="worker processes, each owning a group of zones (only when rules run alone)"
     )

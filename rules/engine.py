@@ -12,10 +12,11 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-from qinghe.contracts import EventType, ObjectEvent, RuleSignal, SensorReading
+from qinghe.contracts import EventType, ObjectEvent, RuleSignal, SensorKind, SensorReading
+from rules.checkpoint import ChangeLog
 from rules.compile import CompiledRule
 from rules.correlate import Correlator
-from rules.ingestion import adapt, ingest_event, ingest_reading
+from rules.ingestion import Fields, adapt, ingest_event, ingest_reading
 from rules.loader import RuleSet
 from rules.machine import Transition, evaluate, next_wake
 from rules.registry import Registry
@@ -23,7 +24,11 @@ from rules.signals import build_signal
 from rules.state import Env, Instance, Phase
 
 SWEEP_EVERY_S = 60.0
-Route = tuple[CompiledRule, float, tuple[str, ...], dict[str, str]]  # rule, gap seconds, instance key, labels
+InstanceKey = tuple[str, ...]
+# rule, its instances, gap seconds, instance key, labels, the rule's fields for the reading's kind
+Route = tuple[CompiledRule, dict[InstanceKey, "Instance"], float, InstanceKey, dict[str, str], Fields | None]
+CorrRoute = tuple[CompiledRule, int, float]  # rule, correlation clause index, gap seconds
+SensorRoutes = tuple[SensorKind, str, list[Route], list[CorrRoute]]  # for a sensor of this kind in this zone
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,13 +53,13 @@ class Engine:
         self.env = Env(0.0, {})
         self.now: float | None = None
         self.counters: Counter[str] = Counter()
+        self.changes = ChangeLog()  # what an incremental checkpoint must save
         self.correlator = Correlator(registry)
         # (deadline, rule rank, key, rule id): ties at one deadline always resolve in the same order,
         # whatever the history (a restored engine pushes its wake-ups in a different order)
         self._heap: list[tuple[float, int, tuple[str, ...], str]] = []
         self._rank = {rid: i for i, rid in enumerate(self.rules)}
-        self._routes: dict[tuple[str, str, str], list[Route]] = {}
-        self._corr_routes: dict[tuple[str, str, str], list[tuple[CompiledRule, int, float]]] = {}
+        self._routes: dict[str, SensorRoutes] = {}  # by sensor id; rebuilt after a reload
         self._last_sweep = 0.0
         self._index_rules()
 
@@ -91,7 +96,8 @@ class Engine:
         if self.now is None:
             self._start(now)
         assert self.now is not None
-        now = max(now, self.now)
+        if now < self.now:  # noqa: PLR1730 - once per input: no builtin call
+            now = self.now
         out: list[RuleSignal] = []
         heap = self._heap
         while heap and heap[0][0] <= now:
@@ -124,29 +130,28 @@ class Engine:
 
     def _on_reading(self, reading: SensorReading, now: float) -> list[RuleSignal]:
         self.counters["readings"] += 1
-        route_key = (reading.sensor_id, reading.kind.value, reading.zone)
-        routes = self._routes.get(route_key)
-        if routes is None:
-            routes = self._routes[route_key] = self._route_reading(reading)
+        entry = self._routes.get(reading.sensor_id)
+        if entry is None or entry[0] is not reading.kind or entry[1] != reading.zone:
+            entry = self._routes[reading.sensor_id] = self._route_reading(reading)
         out: list[RuleSignal] = []
-        instances = self.instances
-        for rule, gap_s, key, labels in routes:
-            inst = instances[rule.id].get(key) or self._instance(rule, key, dict(labels), now)
+        for rule, instances, gap_s, key, labels, names in entry[2]:
+            inst = instances.get(key) or self._instance(rule, key, dict(labels), now)
             if inst is None:
                 continue
-            ingest_reading(rule, inst, reading, now, gap_s)
+            ingest_reading(rule, inst, reading, names, now=now, gap_s=gap_s)
             out += self._evaluate(rule, inst)
-        corr = self._corr_routes.get(route_key)
-        for rule, index, gap_s in corr or ():
+        for rule, index, gap_s in entry[3]:
             if self.correlator.observe_reading(rule, index, reading, self.env, gap_s):
                 out += self._reevaluate_near(rule, index, reading.sensor_id)
         return out
 
-    def _route_reading(self, reading: SensorReading) -> list[Route]:
+    def _route_reading(self, reading: SensorReading) -> SensorRoutes:
+        """The rules (and correlation clauses) a sensor's readings go to, worked out on its first reading."""
         info = self.registry.sensors.get(reading.sensor_id)
         interval = info.expected_interval_s if info else 60.0
+        kind = reading.kind.value
         routes: list[Route] = []
-        corr: list[tuple[CompiledRule, int, float]] = []
+        corr: list[CorrRoute] = []
         candidates = self._by_zone.get(reading.zone, []) + self._any_zone
         order = self._rank
         for rule in sorted(candidates, key=lambda r: order[r.id]):
@@ -154,20 +159,17 @@ class Engine:
             sensors = rule.sensors
             if (
                 sensors is not None
-                and (reading.kind.value in rule.fields or rule.deadman)
-                and sensors.matches(reading.sensor_id, reading.kind.value, reading.zone, info)
+                and (kind in rule.fields or rule.deadman)
+                and sensors.matches(reading.sensor_id, kind, reading.zone, info)
             ):
                 key, labels = rule.reading_key(reading)
-                routes.append((rule, gap, key, labels))
+                routes.append((rule, self.instances[rule.id], gap, key, labels, rule.fields.get(kind)))
         for rule in self._correlating:
             gap = rule.model.gap.after or rule.model.gap.factor * interval
             for index, clause in enumerate(rule.correlations):
-                if clause.sensors is not None and clause.sensors.matches(
-                    reading.sensor_id, reading.kind.value, reading.zone, info
-                ):
+                if clause.sensors is not None and clause.sensors.matches(reading.sensor_id, kind, reading.zone, info):
                     corr.append((rule, index, gap))
-        self._corr_routes[(reading.sensor_id, reading.kind.value, reading.zone)] = corr
-        return routes
+        return reading.kind, reading.zone, routes, corr
 
     def _on_event(self, event: ObjectEvent, now: float) -> list[RuleSignal]:
         self.counters["events"] += 1
@@ -230,12 +232,16 @@ class Engine:
         return inst
 
     def _evaluate(self, rule: CompiledRule, inst: Instance, updated: bool = False) -> list[RuleSignal]:
+        if not inst.dirty:
+            self.changes.touch(rule.id, inst)
         env = self.env
         boost = self.correlator.boost(rule, inst, env.now) if rule.correlations else 0
         transitions = evaluate(rule, inst, env, boost, updated)
-        signals = [self._signal(rule, inst, t) for t in transitions]
-        if transitions and transitions[-1].name == "resolved":
-            inst.evidence.clear()  # the next incident of this instance starts with its own evidence
+        signals: list[RuleSignal] = []
+        if transitions:
+            signals = [self._signal(rule, inst, t) for t in transitions]
+            if transitions[-1].name == "resolved":
+                inst.evidence.clear()  # the next incident of this instance starts with its own evidence
         wake = next_wake(rule, inst, env)
         if wake != inst.wake_at:
             inst.wake_at = wake
@@ -270,6 +276,7 @@ class Engine:
 
     def _drop(self, rule: CompiledRule, inst: Instance) -> None:
         self.instances[rule.id].pop(inst.key, None)
+        self.changes.drop(rule.id, inst.key)
         inst.wake_at = None
         self.counters["instances_evicted"] += 1
 
@@ -313,6 +320,7 @@ class Engine:
         for rid in removed:
             reason = "rule removed" if rid not in ruleset.rules else "rule re-keyed (per changed)"
             out += self._close_all(old[rid], reason)
+            self.changes.drop_rule(rid)
         changed = {rid for rid, r in ruleset.rules.items() if rid in old and old[rid].digest != r.digest}
         self.ruleset, self.rules = ruleset, ruleset.rules
         self._rank = {rid: i for i, rid in enumerate(self.rules)}
@@ -321,8 +329,8 @@ class Engine:
         heapq.heapify(self._heap)
         self.instances = {rid: ({} if rid in removed else self.instances.get(rid, {})) for rid in self.rules}
         self._routes.clear()
-        self._corr_routes.clear()
         self.correlator.clear(changed | set(removed))
+        self.changes.touch_all(self.instances)  # adapt() below may change any of them
         for rid, rule in self.rules.items():
             for inst in self.instances[rid].values():
                 adapt(rule, inst)
@@ -358,13 +366,18 @@ class Engine:
 
     def snapshot(self) -> dict[str, Any]:
         """Everything needed to continue after a restart (pending timers, open incidents, windows)."""
+        data = self.snapshot_meta()
+        data["instances"] = {rid: [i.to_json() for i in insts.values()] for rid, insts in self.instances.items()}
+        return data
+
+    def snapshot_meta(self) -> dict[str, Any]:
+        """The snapshot without its instances (an incremental checkpoint saves those from `changes`)."""
         return {
             "version": 1,
             "now": self.now,
             "digests": {rid: r.digest for rid, r in self.rules.items()},
             "cameras": dict(self.env.cameras),
-            "instances": {rid: [i.to_json() for i in insts.values()] for rid, insts in self.instances.items()},
-            "spikes": [[rid, index, spikes] for (rid, index), spikes in self.correlator.spikes.items()],
+            "spikes": [[rid, index, dict(spikes)] for (rid, index), spikes in self.correlator.spikes.items()],
         }
 
     def restore(self, data: dict[str, Any]) -> None:
@@ -376,10 +389,12 @@ class Engine:
         for rid, items in data["instances"].items():
             rule = self.rules.get(rid)
             if rule is None:
+                self.changes.drop_rule(rid)
                 continue
             for item in items:
                 inst = Instance.from_json(item, len(rule.tiers))
                 if len(inst.key) != len(rule.key_fields):
+                    self.changes.drop(rid, inst.key)
                     continue
                 adapt(rule, inst)
                 self.instances[rid][inst.key] = inst

@@ -22,38 +22,50 @@ def adapt(rule: CompiledRule, inst: Instance) -> None:
         inst.series[key] = resized(series, rule.series.get(key, series.keep_s))
 
 
+Fields = tuple[tuple[str, str], ...]  # ((field, series key), ...) that one sensor kind feeds
+
+
 def ingest_values(
     inst: Instance,
-    fields: Mapping[str, tuple[tuple[str, str], ...]],
+    fields: Mapping[str, Fields],
     keep: Mapping[str, float],
     reading: SensorReading,
     *,
     now: float,
     gap_s: float,
 ) -> None:
-    """Append the values that `fields` names to the instance's series; a sample is placed at its own
-    time (clamped to `now`), its arrival sets when the series was last heard from."""
-    names = fields.get(reading.kind.value)
+    """Append the values that `fields` names for the reading's kind to the instance's series."""
+    ingest_fields(inst, fields.get(reading.kind.value), keep, reading, now=now, gap_s=gap_s)
+
+
+def ingest_fields(
+    inst: Instance, names: Fields | None, keep: Mapping[str, float], reading: SensorReading, *, now: float, gap_s: float
+) -> None:
+    """Append the named values to the instance's series; a sample is placed at its own time (clamped to
+    `now`), its arrival sets when the series was last heard from."""
     if names:
         ts = reading.ts if reading.ts < now else now
-        values = reading.values
+        values, all_series, seen, gaps = reading.values, inst.series, inst.seen, inst.gap
         for name, key in names:
             value = values.get(name)
             if value is None:
                 continue
-            series = inst.series.get(key)
+            series = all_series.get(key)
             if series is None:
-                series = inst.series[key] = make_series(keep[key])
-                inst.gap[key] = gap_s
+                series = all_series[key] = make_series(keep[key])
+                gaps[key] = gap_s
             series.add(ts, value, now)
-            inst.seen[key] = now
-            inst.gap[key] = max(inst.gap[key], gap_s)
+            seen[key] = now
+            if gaps[key] < gap_s:  # noqa: PLR1730 - max() is a call per sample on the hot path
+                gaps[key] = gap_s
     inst.last_input = now
 
 
-def ingest_reading(rule: CompiledRule, inst: Instance, reading: SensorReading, now: float, gap_s: float) -> None:
-    """Append the values this rule reads; remember the reading as a source."""
-    ingest_values(inst, rule.fields, rule.series, reading, now=now, gap_s=gap_s)
+def ingest_reading(
+    rule: CompiledRule, inst: Instance, reading: SensorReading, names: Fields | None, *, now: float, gap_s: float
+) -> None:
+    """Append the values this rule reads (`names`: its fields for the reading's kind); remember the reading."""
+    ingest_fields(inst, names, rule.series, reading, now=now, gap_s=gap_s)
     inst.add_reading(reading)
 
 

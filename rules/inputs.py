@@ -35,7 +35,7 @@ class Ignored:
 
 
 Decoded = Input | Rejected | Ignored
-ReadingCheck = Callable[[str, bytes, float], "SensorReading | Rejected | Ignored"]
+ReadingCheck = Callable[[str, bytes, float, bool], "SensorReading | Rejected | Ignored"]
 
 
 class InputDecoder:
@@ -46,16 +46,17 @@ class InputDecoder:
         self._check_reading = _reading_checker(config, topics)
         self._sensor_head = f"{topics.root}/sensor/"
 
-    def decode(self, topic: str, payload: bytes, now: float) -> Decoded:
-        """Route by topic and decode."""
+    def decode(self, topic: str, payload: bytes, now: float, dup: bool = False) -> Decoded:
+        """Route by topic and decode; `dup` marks a broker redelivery (a repeated reading is then ignored,
+        not dead-lettered)."""
         if topic.startswith(self._sensor_head) and topic.endswith("/reading") and topic.count("/") == 4:
-            return self._check_reading(topic, payload, now)  # the busy route, without the general parser
+            return self._check_reading(topic, payload, now, dup)  # the busy route, without the general parser
         try:
             route = self.topics.parse(topic)
         except PayloadError as exc:
             return Rejected(exc.reason)
         if route.route == "sensor_reading":
-            return self._check_reading(topic, payload, now)
+            return self._check_reading(topic, payload, now, dup)
         if route.route == "camera_event":
             return decode_event(route.params["camera_id"], payload)
         if route.route == "camera_status":
@@ -96,10 +97,10 @@ def _reading_checker(config: CentralConfig, topics: Topics) -> ReadingCheck:
         return _LocalReadings(config, topics).check
     settings: IngestConfig = config.ingest
     limits = Limits(settings.max_payload_bytes, settings.max_future_skew_s, settings.max_age_s)
-    validator = Validator(compile_registry(config.sensors), topics.root, limits)
+    validator = Validator(compile_registry(config.sensors), topics.root, limits, lines=False)
 
-    def check(topic: str, payload: bytes, now: float) -> SensorReading | Rejected | Ignored:
-        outcome = validator.check(topic, payload, now)
+    def check(topic: str, payload: bytes, now: float, dup: bool) -> SensorReading | Rejected | Ignored:
+        outcome = validator.check(topic, payload, now, dup)
         if isinstance(outcome, Accepted):
             return outcome.reading
         if isinstance(outcome, Redelivered):
@@ -116,8 +117,8 @@ class _LocalReadings:
         self.sensors = config.sensor_map()
         self.topics = topics
 
-    def check(self, topic: str, payload: bytes, now: float) -> SensorReading | Rejected | Ignored:
-        del now
+    def check(self, topic: str, payload: bytes, now: float, dup: bool) -> SensorReading | Rejected | Ignored:
+        del now, dup
         sensor_id = self.topics.parse(topic).params.get("sensor_id", "")
         sensor = self.sensors.get(sensor_id)
         if sensor is None:

@@ -50,11 +50,13 @@ def evaluate(rule: CompiledRule, inst: Instance, env: Env, boost: int = 0, updat
     """Advance one instance to `env.now`; `boost` is the corroboration level, `updated` means new evidence."""
     now = env.now
     in_schedule = rule.schedule is None or rule.schedule.active(now)
-    results: list[Tri] = [t.node.eval(inst, env) if in_schedule else False for t in rule.tiers]
-    if inst.phase is Phase.INACTIVE and not inst.unknown and all(r is False for r in results):
-        # the common case: a quiet instance stays quiet
-        for i in range(len(results)):
-            inst.true_since[i] = None
+    results: list[Tri] = [t.node.eval(inst, env) for t in rule.tiers] if in_schedule else [False] * len(rule.tiers)
+    if inst.phase is Phase.INACTIVE and not inst.unknown and results.count(False) == len(results):
+        # the common case: a quiet instance stays quiet (results hold only True, False and None)
+        since = inst.true_since
+        if since.count(None) != len(since):
+            for i in range(len(since)):
+                since[i] = None
         return []
     for i, result in enumerate(results):
         if result is True:
@@ -220,10 +222,9 @@ def _resolve(rule: CompiledRule, inst: Instance, now: float, reason: str) -> lis
 def next_wake(rule: CompiledRule, inst: Instance, env: Env) -> float | None:
     """The next instant this instance must be evaluated even if no input arrives (None: only on input)."""
     now = env.now
-    pending = any(s is not None for s in inst.true_since)
     firing = inst.phase is Phase.FIRING
-    if not (firing or pending or rule.time_driven or rule.model.gap.notify == "always"):
-        return None
+    if not (firing or rule.wakes_idle) and inst.true_since.count(None) == len(inst.true_since):
+        return None  # neither firing nor pending, and nothing changes on its own
     times: list[float] = [s + t.for_s for s, t in zip(inst.true_since, rule.tiers, strict=True) if s is not None]
     for tier in rule.tiers:
         if (t := tier.node.wake(inst, env)) is not None:

@@ -23,7 +23,8 @@ class Series:
 
     def add(self, ts: float, value: float, now: float) -> None:
         """Insert a sample (in time order, late ones too) and drop what fell out of the retention."""
-        self.first_ts = min(self.first_ts, ts)
+        if ts < self.first_ts:  # noqa: PLR1730 - per sample: no builtin call
+            self.first_ts = ts
         if not self.ts or ts >= self.ts[-1]:
             self.ts.append(ts)
             self.vals.append(value)
@@ -88,7 +89,8 @@ class LastSeries:
     def add(self, ts: float, value: float, now: float) -> None:
         """Keep the sample if it is the newest."""
         del now
-        self.first_ts = min(self.first_ts, ts)
+        if ts < self.first_ts:  # noqa: PLR1730 - per sample: no builtin call
+            self.first_ts = ts
         if self.t is None or ts >= self.t:
             self.t, self.v = ts, value
 

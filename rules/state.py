@@ -8,7 +8,7 @@ from enum import StrEnum
 from typing import Any
 
 from qinghe.codec import decode, encode
-from qinghe.contracts import Colour, Evidence, ObjectEvent, SensorReading, SourceRef
+from qinghe.contracts import Colour, Evidence, GeoPoint, ObjectEvent, SensorKind, SensorReading, SourceRef
 from rules.series import AnySeries, series_from_json
 
 MAX_EVENTS = 10_000  # per instance, for count windows
@@ -44,6 +44,7 @@ class Instance:
         "camera_id",
         "colour",
         "cycles",
+        "dirty",
         "episodes",
         "events",
         "evidence",
@@ -103,6 +104,7 @@ class Instance:
         self.cycles: deque[float] | None = None  # fire/resolve cycles, only for rules with `flapping`
         self.raw_clear_since: float | None = None
         self.wake_at: float | None = None
+        self.dirty = False  # changed since it was last checkpointed (the engine keeps the list)
 
     def add_source(self, ref: SourceRef) -> bool:
         """Remember a contributing reading or event (newest per id); True if the id is new."""
@@ -175,7 +177,7 @@ class Instance:
             "episodes": {k: _event_json(e) for k, e in self.episodes.items()},
             "events": [_event_json(e) for e in self.events or ()],
             "sources": [encode(s).decode() for s in self.sources.values()],
-            "readings": [encode(r).decode() for r in self.readings.values()],
+            "readings": [_reading_json(r) for r in self.readings.values()],
             "evidence": [encode(e).decode() for e in self.evidence.values()],
             "phase": self.phase.value, "tier": self.tier, "colour": self.colour.value if self.colour else None,
             "boost": self.boost, "true_since": self.true_since,
@@ -199,7 +201,7 @@ class Instance:
             if (event := _event_from(raw)) is not None:
                 inst.log_event(event, float("-inf"))
         inst.sources = {s.id: s for s in (decode(SourceRef, raw) for raw in data["sources"])}
-        inst.readings = {r.sensor_id: r for r in (decode(SensorReading, raw) for raw in data["readings"])}
+        inst.readings = {r.sensor_id: r for r in map(_reading_from, data["readings"])}
         inst.evidence = {e.ref: e for e in (decode(Evidence, raw) for raw in data["evidence"])}
         inst.phase = Phase(data["phase"])
         inst.tier = data["tier"] if data["tier"] is None or data["tier"] < tiers else tiers - 1
@@ -214,6 +216,21 @@ class Instance:
             inst.cycles = deque(data["cycles"], maxlen=64)
         inst.raw_clear_since = data["raw_clear_since"]
         return inst
+
+
+def _reading_json(r: SensorReading) -> list[Any]:
+    """Compact checkpoint form of a reading: [sensor, kind, zone, ts, values, seq, [lat, lon] | null]."""
+    loc = r.location
+    return [r.sensor_id, r.kind.value, r.zone, r.ts, r.values, r.seq, None if loc is None else [loc.lat, loc.lon]]
+
+
+def _reading_from(raw: list[Any] | str) -> SensorReading:
+    """Inverse of _reading_json; checkpoints written before it hold wire-format JSON strings."""
+    if isinstance(raw, str):
+        return decode(SensorReading, raw)
+    sensor, kind, zone, ts, values, seq, loc = raw
+    location = None if loc is None else GeoPoint(float(loc[0]), float(loc[1]))
+    return SensorReading(sensor, SensorKind(kind), zone, float(ts), dict(values), seq, location)
 
 
 def _event_json(event: ObjectEvent | None) -> str | None:

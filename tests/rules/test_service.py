@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import textwrap
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -233,3 +234,40 @@ def test_record_cli_captures_traffic(mosquitto: LocalMosquitto, collector: Colle
     from rules.recording import read_recording
 
     assert [r.payload for r in read_recording(out)] == [f'{{"n": {i}}}'.encode() for i in range(5)]
+
+
+def test_a_backlog_is_processed_in_bursts_committed_then_acknowledged(
+    tmp_path: Path, broker_config: BrokerConfig, clock: FakeClock, collector: Collector
+) -> None:
+    config = make_config(tmp_path, broker_config, PARKING.replace("    for: 5m\n", ""))  # air fires at once
+    first = RulesService(config, tmp_path, clock, subscribe_readings=True)
+    first.start()  # the persistent session: the backlog queues for it while it is down
+    first.stop()
+    for i in range(300):
+        body = {"ts": round((T0 + i) * 1000), "values": {"pm25": 90.0 if i >= 200 else 50.0}}
+        payload = json.dumps(body).encode() if i != 150 else b'{"ts": 1, "values": {"pm25": "high"}}'
+        collector.bus.publish("qh/v1/sensor/air-01/reading", payload)
+    collector.bus.publish_and_wait("qh/v1/sensor/air-02/reading", json.dumps({"ts": round(T0 * 1000), "values": {}}))
+    clock.set(T0 + 300)
+    bursts: list[int] = []
+    second = RulesService(config, tmp_path, clock, subscribe_readings=True)
+    second.bus.on_burst_end(lambda: bursts.append(second.engine.counters["readings"]))
+    second.start()
+    try:
+        collector.wait_for(lambda ms: len([m for m in ms if m.topic == "qh/v1/deadletter/rules"]) == 2)
+        assert second.engine.counters["readings"] == 299
+        (fired,) = [decode(RuleSignal, m.payload) for m in collector.wait_for(
+            lambda ms: any(m.topic == "qh/v1/rules/signal/air" for m in ms)) if m.topic == "qh/v1/rules/signal/air"]
+    finally:
+        second.stop()
+    assert fired.sources[0].ts == T0 + 200  # the first reading above the threshold
+    assert len(set(bursts)) < 150  # many readings per burst: one commit and one acknowledgement write each
+    third = RulesService(config, tmp_path, clock, subscribe_readings=True)
+    third.start()
+    try:
+        time.sleep(1.0)
+        assert third.engine.counters["readings"] == 0  # every message was acknowledged: none comes back
+    finally:
+        third.stop()
+    letters = [json.loads(m.payload) for m in collector.on("qh/v1/deadletter/rules")]
+    assert sorted(letter["reason"].split(":")[0] for letter in letters) == ["missing_field", "non_numeric"]

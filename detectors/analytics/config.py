@@ -39,6 +39,9 @@ class ParkingConfig(StrictModel):
     warn_after_s: float = Field(60.0, gt=0, description="dwell time at which the warning is given")
     grace_s: float = Field(300.0, gt=0, description="time after the warning to leave before it is a violation")
     occlusion_s: float = Field(30.0, gt=0, description="unseen this long (hidden or gone) counts as left")
+    depart_confirm_s: float = Field(
+        3.0, ge=0, description="after it is seen driving off, the spot must stay empty this long (tracker mix-ups)"
+    )
     still_overlap: float = Field(0.8, gt=0, le=1, description="box overlap with where it stopped to count as still")
     leave_overlap: float = Field(0.5, gt=0, le=1, description="below this overlap a tracked parked vehicle has left")
     plates: bool = Field(True, description="read the plate (a few times per episode, off the hot path)")

@@ -21,14 +21,16 @@ from detectors.analytics.common import (
     EpisodeIds,
     ScheduleTracker,
     anchor_in,
+    area,
     box_gap,
     box_mask,
+    intersection,
     iou,
     overlap,
     zone_mask,
 )
 from detectors.analytics.config import DumpingConfig, DumpingMode
-from detectors.core import EventDraft, FrameObservation
+from detectors.core import EventDraft, Frame, FrameObservation
 from qinghe.contracts import EventType
 
 NAME = "dumping"
@@ -77,10 +79,9 @@ class Dumping:
         self.owners = frozenset(owner_labels)
         self.schedule = schedule or ScheduleTracker(None)
         self.ids = EpisodeIds(camera_id, NAME, config.zone)
-        self.background = (
-            DualBackground(config.analysis_width, config.long_tau_s, config.short_tau_s, config.diff_threshold)
-            if config.mode is not DumpingMode.MODEL else None
-        )  # fmt: skip
+        # Also kept in model mode: it tells a really new object from litter the detector only now noticed.
+        self.background = DualBackground(config.analysis_width, config.long_tau_s, config.short_tau_s,
+                                         config.diff_threshold)  # fmt: skip
         self.candidates: list[Candidate] = []
         self.presence: deque[Presence] = deque(maxlen=4096)
         self._zone_px: np.ndarray | None = None
@@ -109,7 +110,7 @@ class Dumping:
             self._observe(box, source, score, ts)
         drafts: list[EventDraft] = []
         for candidate in list(self.candidates):
-            drafts += self._advance(candidate, ts, active)
+            drafts += self._advance(candidate, ts, active, observation.frame)
         return drafts
 
     def _model_boxes(self, observation: FrameObservation) -> list[tuple[Box, str, float]]:
@@ -124,7 +125,7 @@ class Dumping:
         return out
 
     def _background_boxes(self, observation: FrameObservation, owner_boxes: list[Box]) -> list[tuple[Box, str, float]]:
-        if self.background is None or observation.frame is None:
+        if observation.frame is None:
             return []
         h, w = self.background.shape(observation.frame)
         if self._zone_px is None or self._zone_px.shape != (h, w):
@@ -139,6 +140,8 @@ class Dumping:
                       int(self.config.max_area * frame_px))  # fmt: skip
         for box in blobs(fg.moving, max(4, int(self.config.min_area * frame_px)), frame_px):
             self.presence.append(Presence(observation.ts, box, "motion", -1))
+        if self.config.mode is DumpingMode.MODEL:
+            return []
         out = []
         for b in boxes:
             if any(overlap(b, o) > 0.5 for o in owner_boxes):
@@ -162,7 +165,8 @@ class Dumping:
         authoritative = source == "model" or "model" not in best.sources  # model boxes beat background blobs
         if best.episode_id is None and authoritative:
             best.box = box
-            if overlap(best.anchor, box) < 0.6:  # still being carried, or moved: it comes to rest again later
+            grown = area(box) > 1.5 * area(best.anchor) and intersection(box, best.anchor) < 0.9 * area(box)
+            if overlap(best.anchor, box) < 0.6 or grown:  # carried or moved; or something bigger left on it
                 best.anchor, best.still_since, best.hits, best.frames = box, ts, 0, 0
                 best.sources, best.rejected = set(), False
         if best.last_seen != ts:
@@ -196,7 +200,7 @@ class Dumping:
         candidate.rejected = at_startup or (cfg.require_owner and candidate.owner is None)
         return not candidate.rejected
 
-    def _advance(self, candidate: Candidate, ts: float, active: bool) -> list[EventDraft]:
+    def _advance(self, candidate: Candidate, ts: float, active: bool, frame: Frame | None) -> list[EventDraft]:
         cfg = self.config
         if ts - candidate.last_seen > cfg.clear_s:
             self.candidates.remove(candidate)
@@ -206,7 +210,7 @@ class Dumping:
         if candidate.episode_id is not None:
             if ts - self.appeared(candidate) >= cfg.max_episode_s:
                 self.candidates.remove(candidate)
-                if self.background is not None and self._zone_px is not None:
+                if self._zone_px is not None:
                     h, w = self._zone_px.shape
                     self.background.absorb(box_mask([candidate.box], w, h))
                 return [self._draft(candidate, EventType.END, ts, outcome="expired")]
@@ -214,6 +218,12 @@ class Dumping:
         if candidate.rejected or not active or candidate.last_seen != ts or ts - candidate.still_since < cfg.static_s:
             return []
         if candidate.hits < 0.5 * candidate.frames or self._attended(candidate, ts):
+            return []
+        if any(o.episode_id is not None and overlap(o.anchor, candidate.anchor) >= 0.5 for o in self.candidates):
+            candidate.rejected = True  # another box on an object already reported (parts of one pile)
+            return []
+        if frame is not None and not self.background.structure_changed(frame, candidate.anchor):
+            candidate.rejected = True  # the long-term background already shows it: old litter, newly detected
             return []
         if not self._find_owner(candidate):
             return []

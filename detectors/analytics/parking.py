@@ -23,7 +23,7 @@ from enum import StrEnum
 
 import numpy as np
 
-from detectors.analytics.common import Box, EpisodeIds, ScheduleTracker, anchor_in, iou, overlap
+from detectors.analytics.common import Box, EpisodeIds, ScheduleTracker, anchor_in, intersection, iou, overlap
 from detectors.analytics.config import ParkingConfig
 from detectors.core import EventDraft, Frame, FrameObservation, TrackedObject
 from detectors.plates import BestPlate, PlateQueue
@@ -33,7 +33,7 @@ NAME = "illegal_parking"
 REASSOCIATE_IOU = 0.6  # a new track id takes over a parked vehicle only this well aligned with its spot
 DEPART_STREAK = 3  # still sightings by the current track before its moving off counts as leaving
 HISTORY = 64  # recent (ts, box) samples per vehicle, to time the stop and the departure precisely
-TIGHT = 0.035  # centre shift (fraction of box size) that still counts as exactly where it stopped
+TIGHT = 0.06  # centre shift (fraction of box size) that still counts as exactly where it stopped
 
 
 class Phase(StrEnum):
@@ -63,9 +63,24 @@ class Vehicle:
     warned_at: float | None = None
     suppressed: bool = False  # warned in an earlier window: never re-alert while it stays
     still_streak: int = 0  # consecutive still sightings by the current track (departures need a few)
+    departing: tuple[float, float] | None = None  # (left at, seen moving at), awaiting confirmation
+    drift: int = 0  # consecutive candidate sightings off its anchor (creeping into the spot)
     plate: BestPlate = field(default_factory=BestPlate)
     plate_requests: int = 0
     last_plate_request: float = -math.inf
+
+
+def _inside(a: Box, b: Box) -> bool:
+    """Does box a lie (90 %) inside box b?"""
+    return intersection(a, b) >= 0.9 * max((a[2] - a[0]) * (a[3] - a[1]), 1e-9)
+
+
+def _median3(values: list[float]) -> list[float]:
+    """Running median over 3 samples (the ends keep their own value)."""
+    if len(values) < 3:
+        return values
+    middle = [sorted(values[i - 1 : i + 2])[1] for i in range(1, len(values) - 1)]
+    return [values[0], *middle, values[-1]]
 
 
 def _takes_over(box: Box, spot: Box) -> bool:
@@ -166,9 +181,10 @@ class IllegalParking:
         if score >= self.config.still_overlap:
             vehicle.last_seen = ts
             vehicle.still_streak += 1
+            vehicle.departing = None  # back on its spot: it was a tracker mix-up, not a departure
             vehicle.history.append((ts, track.box))
-            if vehicle.phase is Phase.CANDIDATE and _shift(track.box, vehicle.anchor) > 2 * TIGHT:
-                self._reanchor(vehicle, track.box, ts)
+            if vehicle.phase is Phase.CANDIDATE:
+                self._creeping(vehicle, track.box, ts)
             return []
         if vehicle.phase is Phase.CANDIDATE:
             if self._in_zone(track):
@@ -177,15 +193,26 @@ class IllegalParking:
                 self.vehicles.remove(vehicle)
             return []
         if score < self.config.leave_overlap:
-            if vehicle.still_streak >= DEPART_STREAK:  # a track seen still here for a while, now driving off
-                return self._leave(vehicle, self._departure(vehicle), ts)
-            vehicle.track_id, vehicle.still_streak = -1, 0  # a wrong pairing: let it go, keep waiting
+            if vehicle.still_streak >= DEPART_STREAK and vehicle.departing is None:  # seen still here, now moving
+                vehicle.departing = (self._departure(vehicle), ts)  # confirmed once the spot stays empty
+            vehicle.track_id, vehicle.still_streak = -1, 0  # follow no moving box; the spot may be taken over
             return []
         vehicle.last_seen = ts  # between the thresholds: jitter or partly hidden, still there
         return []
 
+    def _creeping(self, vehicle: Vehicle, box: Box, ts: float) -> None:
+        """A candidate seen roughly in place: still settling into the spot, or just seen differently?"""
+        if _inside(box, vehicle.anchor):  # within where it stopped (partly hidden, or jitter): in place
+            vehicle.drift = 0
+        elif _inside(vehicle.anchor, box):  # it was partly hidden when it stopped; now seen whole
+            vehicle.anchor, vehicle.drift = box, 0
+        else:  # shifted: creeping forward, if it happens twice in a row (one odd box is jitter)
+            vehicle.drift = vehicle.drift + 1 if _shift(box, vehicle.anchor) > 2 * TIGHT else 0
+            if vehicle.drift >= 2:
+                self._reanchor(vehicle, box, ts)
+
     def _reanchor(self, vehicle: Vehicle, box: Box, ts: float) -> None:
-        vehicle.anchor, vehicle.still_since, vehicle.last_seen = box, ts, ts
+        vehicle.anchor, vehicle.still_since, vehicle.last_seen, vehicle.drift = box, ts, ts, 0
         vehicle.history.clear()
         vehicle.history.append((ts, box))
 
@@ -207,6 +234,8 @@ class IllegalParking:
 
     def _advance(self, vehicle: Vehicle, ts: float, active: bool, frame: Frame | None) -> list[EventDraft]:
         """Time-driven transitions: gone after occlusion_s, promotion, warning, violation, plate reads."""
+        if vehicle.departing is not None and ts - vehicle.departing[1] >= self.config.depart_confirm_s:
+            return self._leave(vehicle, vehicle.departing[0], ts)  # drove off and the spot stayed empty
         if ts - vehicle.last_seen > self.config.occlusion_s:
             return self._leave(vehicle, vehicle.last_seen, ts)
         in_view = vehicle.last_seen == ts
@@ -228,25 +257,33 @@ class IllegalParking:
     def _start(self, vehicle: Vehicle, ts: float) -> EventDraft:
         recent = [box for _, box in list(vehicle.history)[-5:]]
         vehicle.anchor = tuple(float(v) for v in np.median(np.asarray(recent), axis=0))  # type: ignore[assignment]
-        vehicle.still_since = self._stop_time(vehicle)
+        vehicle.still_since = min(self._stop_time(vehicle), vehicle.still_since)  # refining only goes earlier
         vehicle.clock_start = max(vehicle.still_since, self.schedule.since)
         vehicle.episode_id = self.ids.new(vehicle.clock_start)
         vehicle.phase = Phase.DWELLING
         return self._draft(vehicle, EventType.START, ts, ts - vehicle.clock_start, roles=("best",))
 
     def _stop_time(self, vehicle: Vehicle) -> float:
-        """When it really stopped: the earliest sample from which every later one is at rest (tight)."""
+        """When it really stopped: the earliest sample from which every later one is at rest.
+
+        Shifts from the resting box are median-filtered over 3 samples, so one jittery detector box
+        does not move the stop time.
+        """
+        samples = list(vehicle.history)
+        shifts = _median3([_shift(box, vehicle.anchor) for _, box in samples])
         settled = vehicle.last_seen
-        for ts, box in reversed(vehicle.history):
-            if _shift(box, vehicle.anchor) > TIGHT:
+        for (ts, _box), shift in zip(reversed(samples), reversed(shifts), strict=True):
+            if shift > TIGHT:
                 return settled
             settled = ts
         return vehicle.still_since  # every remembered sample is at rest: stopped no later than still_since
 
     def _departure(self, vehicle: Vehicle) -> float:
-        """When it started to leave: the last sample still exactly at its spot."""
-        for ts, box in reversed(vehicle.history):
-            if _shift(box, vehicle.anchor) <= TIGHT:
+        """When it started to leave: the last sample still at its spot (median-filtered like the stop)."""
+        samples = list(vehicle.history)
+        shifts = _median3([_shift(box, vehicle.anchor) for _, box in samples])
+        for (ts, _box), shift in zip(reversed(samples), reversed(shifts), strict=True):
+            if shift <= TIGHT:
                 return ts
         return vehicle.last_seen
 

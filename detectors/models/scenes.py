@@ -170,7 +170,9 @@ def parking(lib: Library, rng: np.random.Generator, variant: str) -> Script:
     t_stop = t_enter + stop_s / _uniform(rng, 70, 100)
     t_go = t_stop + dwell
     t_gone = t_go + (path.length - stop_s) / _uniform(rng, 70, 100)
-    duration = (t_gone if variant != "traffic" else 30.0) + _uniform(rng, 1.0, 3.0)
+    # After it drove off, long enough for a departure nobody saw (detector lost it) to time out too.
+    after = max(t_gone, t_go + cfg["occlusion_s"] + 2.0) if dwell >= still else t_gone
+    duration = (after if variant != "traffic" else 30.0) + _uniform(rng, 1.0, 3.0)
     script = Script(
         "parking", variant, "vtest", duration, gains=_lighting(rng, duration), shakes=_shakes(rng, duration)
     )

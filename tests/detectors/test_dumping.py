@@ -197,3 +197,44 @@ def test_dual_background_static_versus_moving() -> None:
     assert not fg.moving[55, 70]
     (box,) = blobs(fg.static, 10, 10_000)
     assert box == pytest.approx((0.4, 0.4, 0.5, 0.5), abs=0.02)
+
+
+def test_litter_noticed_late_by_the_detector_is_not_new() -> None:
+    """The litter was in the picture from the start but is detected only when someone walks by: the long-term
+    background already contains it, so it never fires."""
+    rng = np.random.default_rng(8)
+    lawn = paint(grass(rng), BAG, (220, 220, 230), texture=-40)  # old litter, part of the scene
+
+    def scene(ts: float) -> Found:
+        person = walker(ts, 0.0, 3.5, 5.0)
+        tracks = [track(1, "person", person)] if person[0] < 1.0 else []
+        return tracks, [("garbage", BAG, 0.8)] if ts >= 3.0 else []
+
+    assert run(analytic(), 0.0, 20.0, scene, frames=lambda ts: lawn) == []
+
+
+def test_bag_left_on_top_of_old_litter_still_fires() -> None:
+    small = (0.52, 0.74, 0.55, 0.78)  # old litter, known from start-up
+    bigger = (0.49, 0.70, 0.58, 0.80)
+
+    def scene(ts: float) -> Found:
+        tracks, _ = drop_scene(drop_at=4.0)(ts)
+        return tracks, [("garbage", bigger if ts >= 4.0 else small, 0.8)]
+
+    events = run(analytic(), 0.0, 14.0, scene)
+    assert kinds(d for _, d in events) == [("start", None, None)]
+    assert events[0][1].box == pytest.approx(bigger)
+
+
+def test_several_boxes_on_one_pile_give_one_episode() -> None:
+    parts = [(0.40, 0.70, 0.48, 0.78), (0.45, 0.70, 0.55, 0.78), (0.40, 0.69, 0.55, 0.79)]
+
+    def scene(ts: float) -> Found:
+        tracks, _ = drop_scene(drop_at=4.0)(ts)
+        if ts < 4.0:
+            return tracks, []
+        shown = parts if int(ts * 5) % 3 else parts[:2]  # the detector splits the pile, not always the same way
+        return tracks, [("garbage", p, 0.7) for p in shown]
+
+    events = run(analytic(), 0.0, 20.0, scene)
+    assert kinds(d for _, d in events) == [("start", None, None)]

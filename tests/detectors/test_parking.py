@@ -56,7 +56,7 @@ def parked(track_id: int = 1, box: tuple[float, float, float, float] = SPOT) -> 
 def test_complied_when_it_leaves_within_grace() -> None:
     a = analytic()
     events = run(a, 0.0, 25.0, parked())  # stops at 0, warned at 10, still inside grace at 25
-    events += run(a, 25.0, 28.0, lambda ts: [track(1, "car", shifted(SPOT, 0.05 * (ts - 24.8) * 5), zones=["np"])])
+    events += run(a, 25.0, 30.0, lambda ts: [track(1, "car", shifted(SPOT, 0.05 * (ts - 24.8) * 5), zones=["np"])])
     assert kinds(d for _, d in events) == [("start", "dwelling", None), ("update", "warning", None),
                                            ("end", "warning", "complied")]  # fmt: skip
     start, warning, end = (d for _, d in events)
@@ -65,15 +65,16 @@ def test_complied_when_it_leaves_within_grace() -> None:
     assert events[1][0] == pytest.approx(10.0)
     assert warning.snapshot_roles == ("before",)
     assert end.dwell_s == pytest.approx(24.8, abs=0.25)  # it stopped at 0 and started moving at 24.8
+    assert events[2][0] == pytest.approx(25.4 + 3.0)  # seen off its spot at 25.4, the spot stayed empty 3 s
     assert start.episode_id == warning.episode_id == end.episode_id
-    run(a, 28.0, 36.0, lambda ts: [])  # gone from view: the moving car's candidate state is evicted
+    run(a, 30.0, 38.0, lambda ts: [])  # gone from view: the moving car's candidate state is evicted
     assert a.state_size() == 0
 
 
 def test_violation_when_it_stays_then_left() -> None:
     a = analytic()
     events = run(a, 0.0, 40.0, parked())
-    events += run(a, 40.0, 42.0, lambda ts: [track(1, "car", shifted(SPOT, 0.1 * (ts - 39.8) * 5), zones=["np"])])
+    events += run(a, 40.0, 45.0, lambda ts: [track(1, "car", shifted(SPOT, 0.1 * (ts - 39.8) * 5), zones=["np"])])
     assert kinds(d for _, d in events) == [("start", "dwelling", None), ("update", "warning", None),
                                            ("update", "violation", None), ("end", "violation", "left")]  # fmt: skip
     assert events[2][0] == pytest.approx(30.0)  # warn_after 10 + grace 20
@@ -280,3 +281,20 @@ def test_vehicle_driving_slowly_across_the_spot_never_takes_it_over() -> None:
     assert events[-1][1].attributes["left_at"] == pytest.approx(
         4.8
     )  # ...at its last sighting, not when the crawler left
+
+
+def test_tracker_id_switch_with_a_passing_vehicle_is_not_a_departure() -> None:
+    """The parked truck's track latches onto a truck driving past and moves off with it; the parked truck
+    comes back under a new track id on its spot within depart_confirm_s: no end, one episode."""
+    a = analytic()
+
+    def scene(ts: float) -> list[TrackedObject]:
+        if ts < 6.0:
+            return [track(1, "truck", SPOT, zones=["np"])]
+        passing = track(1, "truck", shifted(SPOT, 0.08 * (ts - 5.8) * 5), zones=["np"])  # the switched track
+        return [passing] if ts < 7.0 else [passing, track(9, "truck", SPOT, zones=["np"])]
+
+    events = run(a, 0.0, 32.0, scene)
+    assert kinds(d for _, d in events) == [("start", "dwelling", None), ("update", "warning", None),
+                                           ("update", "violation", None)]  # fmt: skip
+    assert events[-1][1].track_id == 9

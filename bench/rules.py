@@ -150,6 +150,24 @@ class Bench:
 # ----- our service -----------------------------------------------------------------------------------
 
 
+def service_config(
+    folder: Path, url: str, registry: list[dict[str, Any]], specs: list[dict[str, Any]], service_id: str, **rules: Any
+) -> CentralConfig:
+    """The central config of a rules service running the benchmark rules alone (default settings)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "rules.yaml").write_text(rules_yaml(specs), encoding="utf-8")
+    return CentralConfig.model_validate(
+        {
+            "service_id": service_id,
+            "state_dir": str(folder / "state"),
+            "broker": {"url": url},
+            "sensors": registry,
+            "rules": {"files": [str(folder / "rules.yaml")], "reload_interval_s": 3600, **rules},
+            "ingest": {"max_future_skew_s": 3600},
+        }
+    )
+
+
 class TimedService:
     """RulesService (alone: it subscribes to readings) with the engine's step timed per reading."""
 
@@ -157,22 +175,7 @@ class TimedService:
         self, folder: Path, url: str, registry: list[dict[str, Any]], specs: list[dict[str, Any]], service_id: str
     ) -> None:
         self.client_id = f"{service_id}-rules"
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / "rules.yaml").write_text(rules_yaml(specs), encoding="utf-8")
-        config = CentralConfig.model_validate(
-            {
-                "service_id": service_id,
-                "state_dir": str(folder / "state"),
-                "broker": {"url": url},
-                "sensors": registry,
-                "rules": {
-                    "files": [str(folder / "rules.yaml")],
-                    "reload_interval_s": 3600,
-                    "checkpoint_interval_s": 30,
-                },
-                "ingest": {"max_future_skew_s": 3600},
-            }
-        )
+        config = service_config(folder, url, registry, specs, service_id)
         self.service = RulesService(config, folder, SystemClock(), subscribe_readings=True)
         self.step_s: list[float] = []
         self.first: float | None = None
@@ -241,19 +244,7 @@ def bench_ours(b: Bench) -> dict[str, float]:
 def bench_workers(b: Bench) -> dict[str, float]:
     """The same backlog drained by `workers` zone-sharded worker processes."""
     folder, workers, backlog = b.folder / "pool", b.args.workers, b.args.backlog
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "rules.yaml").write_text(rules_yaml(b.specs), encoding="utf-8")
-    config = CentralConfig.model_validate(
-        {
-            "service_id": "benchpool",
-            "state_dir": str(folder / "state"),
-            "broker": {"url": b.url},
-            "sensors": b.registry,
-            "rules": {"files": [str(folder / "rules.yaml")], "workers": workers, "stats_interval_s": 0.5,
-                      "reload_interval_s": 3600},
-            "ingest": {"max_future_skew_s": 3600},
-        }
-    )  # fmt: skip
+    config = service_config(folder, b.url, b.registry, b.specs, "benchpool", workers=workers, stats_interval_s=2.0)
     stats: dict[str, dict[str, Any]] = {}
     watcher = MqttBus(BrokerConfig(url=b.url), "bench-pool-watch", clean_start=True)
     watcher.subscribe("qh/v1/rules/stats/+", lambda m: stats.__setitem__(m.topic, json.loads(m.payload)))
@@ -280,6 +271,42 @@ def bench_workers(b: Bench) -> dict[str, float]:
     lasts = [s["last_input_at"] for s in stats.values() if s.get("last_input_at")]
     span = max(lasts) - min(firsts) if firsts and lasts else 0.0
     return {"rate": total() / span if span > 0 else 0.0, "drained": float(done), "readings": float(total())}
+
+
+def bench_ceiling(b: Bench) -> float:
+    """The same backlog drained by a bare paho subscriber that only counts (QoS 1, MQTT 3.1.1, auto-ack):
+    what one Python consumer can reach on this machine before doing anything with a message."""
+    count, span = [0], [0.0, 0.0]
+
+    def on_message(_client: paho.Client, _userdata: object, _message: paho.MQTTMessage) -> None:
+        count[0] += 1
+        now = time.perf_counter()
+        if count[0] == 1:
+            span[0] = now
+        span[1] = now
+
+    def client(clean: bool) -> paho.Client:
+        c = paho.Client(CallbackAPIVersion.VERSION2, client_id="bench-bare", protocol=paho.MQTTv311,
+                        clean_session=clean)  # fmt: skip
+        c.on_message = on_message
+        c.on_connect = lambda c, *_args: c.subscribe("qh/v1/sensor/+/reading", qos=1)
+        c.connect("127.0.0.1", b.port)
+        c.loop_start()
+        return c
+
+    def close(c: paho.Client) -> None:
+        c.disconnect()
+        c.loop_stop()
+
+    first = client(False)
+    wait_until(lambda: False, 1.0)  # subscribed: the backlog queues for this session
+    close(first)
+    publish_backlog(b.url, b.sensors, b.args.backlog)
+    drain = client(False)
+    wait_until(lambda: count[0] >= b.args.backlog, 300)
+    close(drain)
+    close(client(True))  # forget the session
+    return (count[0] - 1) / (span[1] - span[0]) if span[1] > span[0] else 0.0
 
 
 # ----- latency at a fixed rate --------------------------------------------------------------------
@@ -348,14 +375,32 @@ def nodered_signal_time(body: bytes) -> float | None:
     return data["ts"] / 1000.0 if data.get("status") == "firing" else None
 
 
+def _serve(config: CentralConfig, folder: Path, ready: Any, stop: Any) -> None:
+    """A rules service in a process of its own (as deployed, and like Node-RED here) until `stop` is set."""
+    service = RulesService(config, folder, SystemClock(), subscribe_readings=True)
+    service.start()
+    ready.set()
+    stop.wait()
+    service.stop()
+
+
 def latency_ours(b: Bench) -> tuple[float, float, int]:
-    """Alert latency of the live service at a fixed rate."""
-    timed = TimedService(b.folder / "ours-latency", b.url, b.registry, b.specs, "benchlatency")
-    timed.service.start()
-    probe = LatencyProbe(b.url, "qh/v1/rules/signal/#", our_signal_time)
-    probe.run(b.sensors, b.args.rate, b.args.seconds)
-    timed.service.stop()
-    drop_session(b.url, timed.client_id)
+    """Alert latency of the live service at a fixed rate; the probe runs in this process, the service not."""
+    folder = b.folder / "ours-latency"
+    config = service_config(folder, b.url, b.registry, b.specs, "benchlatency")
+    context = multiprocessing.get_context("spawn")
+    ready, stop = context.Event(), context.Event()
+    process = context.Process(target=_serve, args=(config, folder, ready, stop), name="bench-rules-service")
+    process.start()
+    try:
+        if not ready.wait(120):
+            raise RuntimeError("the rules service did not start")
+        probe = LatencyProbe(b.url, "qh/v1/rules/signal/#", our_signal_time)
+        probe.run(b.sensors, b.args.rate, b.args.seconds)
+    finally:
+        stop.set()
+        process.join(60)
+    drop_session(b.url, "benchlatency-rules")
     return probe.summary()
 
 
@@ -595,10 +640,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rules", type=int, default=200)
     parser.add_argument("--backlog", type=int, default=100_000, help="readings queued at the broker, then drained")
     parser.add_argument("--rate", type=int, default=1000, help="msg/s for the latency run")
-    parser.add_argument("--seconds", type=float, default=5.0, help="length of the latency run")
+    parser.add_argument("--seconds", type=float, default=8.0, help="length of the latency run")
     parser.add_argument("--replay-sensors", type=int, default=1000)
     parser.add_argument("--replay-interval", type=int, default=60, help="seconds between readings of a sensor")
     parser.add_argument("--no-node-red", action="store_true")
+    parser.add_argument("--no-ceiling", action="store_true", help="skip the bare paho subscriber's drain")
     parser.add_argument(
         "--workers",
         type=int,
@@ -618,45 +664,74 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def run_all(b: Bench) -> None:
-    """Every phase, printing as it goes."""
+    """Every phase, printing as it goes, then the summary with the ratios (all measured in this run)."""
     args = b.args
-    print(f"workload: {len(b.specs)} rules over {len(b.registry)} sensors (2 rules per sensor), QoS 1, {b.url}")
+    load = os.getloadavg()
+    print(f"workload: {len(b.specs)} rules over {len(b.registry)} sensors (2 rules per sensor), QoS 1, {b.url}; "
+          f"{os.cpu_count()} CPUs, load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}")  # fmt: skip
+    r: dict[str, float] = {}
+    if not args.no_ceiling:
+        r["ceiling"] = bench_ceiling(b)
+        print(f"bare paho subscriber (counts only, auto-ack): drained at {r['ceiling']:,.0f} msg/s")
     ours = bench_ours(b)
-    print(
-        f"qinghe rules, 1 process: drained {args.backlog:,} readings at {ours['rate']:,.0f} readings/s "
-        f"(engine step p50 {ours['step_p50_us']:.1f} us, p99 {ours['step_p99_us']:.1f} us)"
-    )
-    best = ours["rate"]
+    r.update(ours=ours["rate"], step_p50=ours["step_p50_us"], step_p99=ours["step_p99_us"])
+    print(f"qinghe rules, 1 process: drained {args.backlog:,} readings at {ours['rate']:,.0f} readings/s "
+          f"(engine step p50 {ours['step_p50_us']:.1f} us, p99 {ours['step_p99_us']:.1f} us)")  # fmt: skip
+    red = None if args.no_node_red else install_node_red()
+    if red is not None:
+        theirs = bench_node_red(b, red)
+        r.update(red=theirs["rate"], red_p50=theirs["p50_ms"], red_p99=theirs["p99_ms"], red_rss=theirs["rss_mib"])
+        print(f"node-red 4: drained at {theirs['rate']:,.0f} readings/s; alert latency p50 "
+              f"{theirs['p50_ms']:.2f} ms, p99 {theirs['p99_ms']:.2f} ms ({theirs['alerts']:.0f} alerts); "
+              f"RSS {theirs['rss_mib']:.0f} MiB")  # fmt: skip
+    else:
+        print("node-red: not measured (--no-node-red, or node/npm unavailable)")
+    r["p50"], r["p99"], alerts = latency_ours(b)
+    print(f"qinghe rules: alert latency at {args.rate} msg/s: p50 {r['p50']:.2f} ms, p99 {r['p99']:.2f} ms "
+          f"({alerts} alerts)")  # fmt: skip
     if args.workers > 1:
         pool = bench_workers(b)
+        r["pool"] = pool["rate"]
         print(
             f"qinghe rules, {args.workers} workers: drained {pool['readings']:,.0f} readings at {pool['rate']:,.0f}/s"
         )
-        best = max(best, pool["rate"])
-    p50, p99, alerts = latency_ours(b)
-    print(f"qinghe rules: alert latency at {args.rate} msg/s: p50 {p50:.2f} ms, p99 {p99:.2f} ms ({alerts} alerts)")
-    per_instance, instances = memory_per_instance(b)
-    print(f"qinghe rules: memory per rule instance {per_instance:,.0f} bytes ({instances:,} instances)")
+    r["mem"], instances = memory_per_instance(b)
+    print(f"qinghe rules: memory per rule instance {r['mem']:,.0f} bytes ({instances:,} instances)")
     day = replay_day(b.folder, args.replay_sensors, args.replay_interval)
+    r["replay"] = day["speedup"]
+    print(f"replay: a day of {args.replay_sensors:,} sensors ({day['messages']:,.0f} readings, one per "
+          f"{args.replay_interval} s) in {day['wall_s']:.1f} s: {day['speedup']:,.0f}x real time "
+          "(target >= 50x)")  # fmt: skip
+    summary(b, r)
+
+
+def summary(b: Bench, r: dict[str, float]) -> None:
+    """The figures side by side, with ratios against Node-RED measured in the same run."""
+    args, load = b.args, os.getloadavg()
+
+    def vs(rate: float) -> str:
+        return f"{rate / r['red']:.2f}x Node-RED" if r.get("red") else "Node-RED not measured"
+
+    print(f"\nsummary (load average at the end {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}; {os.cpu_count()} CPUs):")
+    print(f"  sustained readings/s, {args.backlog:,}-reading QoS 1 backlog drained:")
+    print(f"    qinghe rules, 1 process      {r['ours']:>9,.0f}  {vs(r['ours'])}")
+    if "pool" in r:
+        print(f"    qinghe rules, {args.workers} workers      {r['pool']:>9,.0f}  {vs(r['pool'])}  (target >= 3x)")
+    if "red" in r:
+        print(f"    Node-RED 4                   {r['red']:>9,.0f}")
+    if "ceiling" in r:
+        print(f"    bare paho subscriber         {r['ceiling']:>9,.0f}  (one Python consumer that only counts; "
+              f"ours {r['ours'] / r['ceiling']:.0%} of it)")  # fmt: skip
+    red = f"; Node-RED {r['red_p50']:.2f} / {r['red_p99']:.2f} ms" if "red" in r else ""
+    lower = ("lower" if r["p99"] < r["red_p99"] else "NOT lower") if "red" in r else "not compared"
+    print(f"  alert latency p50 / p99 at {args.rate:,} msg/s: ours {r['p50']:.2f} / {r['p99']:.2f} ms{red} "
+          f"(p99 {lower})")  # fmt: skip
+    print(f"  engine evaluation per reading (2 rules) p50 / p99: {r['step_p50']:.1f} / {r['step_p99']:.1f} us")
     print(
-        f"replay: a day of {args.replay_sensors:,} sensors ({day['messages']:,.0f} readings, one per "
-        f"{args.replay_interval} s) in {day['wall_s']:.1f} s: {day['speedup']:,.0f}x real time (target >= 50x)"
+        f"  memory per rule instance: {r['mem']:,.0f} bytes"
+        + (f"; Node-RED RSS {r['red_rss']:.0f} MiB" if "red" in r else "")
     )
-    red = None if args.no_node_red else install_node_red()
-    if red is None:
-        print("node-red: not measured (--no-node-red, or node/npm unavailable)")
-        return
-    theirs = bench_node_red(b, red)
-    print(
-        f"node-red 4: drained at {theirs['rate']:,.0f} readings/s; alert latency p50 {theirs['p50_ms']:.2f} ms, "
-        f"p99 {theirs['p99_ms']:.2f} ms ({theirs['alerts']:.0f} alerts); RSS {theirs['rss_mib']:.0f} MiB"
-    )
-    if theirs["rate"]:
-        lower = "lower" if p99 < theirs["p99_ms"] else "not lower"
-        print(
-            f"ratio: throughput {best / theirs['rate']:.2f}x Node-RED (target >= 3x; one process "
-            f"{ours['rate'] / theirs['rate']:.2f}x); alert p99 {p99:.2f} vs {theirs['p99_ms']:.2f} ms ({lower})"
-        )
+    print(f"  replay: {r['replay']:,.0f}x real time (target >= 50x)")
 
 
 if __name__ == "__main__":

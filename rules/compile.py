@@ -112,6 +112,8 @@ class CompiledRule:
     deadman: bool
     camera_driven: bool  # instances come from camera/{id}/status too (camera_state conditions)
     wakes_idle: bool = False  # an instance neither firing nor pending may still need a wake-up (time, gaps)
+    quiet_tests: tuple[ValueTest, ...] | None = None  # set when every tier tests the newest value (machine.quiet)
+    quiet_unsaved: bool = False  # a quiet reading only replaces newest values: checkpoints need not save it
     dedup_template: str = ""
     horizon: float = 3600.0  # an idle inactive instance older than this holds nothing worth keeping
     digest: str = ""
@@ -123,7 +125,11 @@ class CompiledRule:
 
     def reading_key(self, reading: SensorReading) -> tuple[tuple[str, ...], dict[str, str]]:
         """Instance key and labels for a reading."""
-        labels = {"sensor": reading.sensor_id, "zone": reading.zone, "kind": reading.kind.value}
+        return self.sensor_key(reading.sensor_id, reading.zone, reading.kind.value)
+
+    def sensor_key(self, sensor_id: str, zone: str, kind: str) -> tuple[tuple[str, ...], dict[str, str]]:
+        """Instance key and labels for the readings of a sensor."""
+        labels = {"sensor": sensor_id, "zone": zone, "kind": kind}
         return tuple(labels.get(f, "") for f in self.key_fields), _key_labels(self.key_fields, labels)
 
     def event_key(self, event: ObjectEvent) -> tuple[tuple[str, ...], dict[str, str]]:
@@ -160,6 +166,9 @@ def compile_rule(rule: RuleModel, source: str, schedules: Mapping[str, Schedule]
     exprs = [e for n in nodes for e in n.series()]
     series = _retention(exprs)
     time_driven = any(n.time_driven() for n in nodes) or schedule is not None
+    wakes_idle = time_driven or rule.gap.notify == "always"
+    newest = [t.node for t in tiers if isinstance(t.node, ValueTest) and t.node.last_only]
+    quiet = len(newest) == len(tiers) and schedule is None and not correlations and not wakes_idle
     return CompiledRule(
         model=rule,
         source=source,
@@ -177,7 +186,9 @@ def compile_rule(rule: RuleModel, source: str, schedules: Mapping[str, Schedule]
         time_driven=time_driven,
         deadman=any(_has(n, AbsentTest) for n in nodes),
         camera_driven=any(_has(n, CameraStateTest) for n in nodes) and rule.key_fields() == ["camera"],
-        wakes_idle=time_driven or rule.gap.notify == "always",
+        wakes_idle=wakes_idle,
+        quiet_tests=tuple(newest) if quiet else None,
+        quiet_unsaved=quiet and all(keep <= 0 for keep in series.values()),
         dedup_template=rule.dedup_key or "{rule}:" + ":".join("{" + f + "}" for f in rule.key_fields() if f != "rule"),
         horizon=max([_window_span(nodes), rule.keep_firing_for, *(t.for_s for t in tiers)]) + 60.0,
     )

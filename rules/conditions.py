@@ -100,6 +100,16 @@ class ValueTest(Node):
 
     def eval(self, inst: Instance, env: Env) -> Tri:
         """Compare; unknown when the sensor is silent or the window has too few samples."""
+        if self.last_only:  # the common case, without building (value, known)
+            key = self.key
+            series = inst.series.get(key)
+            if series is None:
+                return False
+            now = env.now
+            if now - inst.seen.get(key, now) >= inst.gap.get(key, INF) - 1e-6:
+                return None
+            last = series.last()
+            return False if last is None else self.compare(last, self.threshold)
         value, known = self.value(inst, env)
         if value is None:
             return None if not known else False

@@ -18,12 +18,13 @@ from rules.compile import CompiledRule
 from rules.correlate import Correlator
 from rules.ingestion import Fields, adapt, ingest_event, ingest_reading
 from rules.loader import RuleSet
-from rules.machine import Transition, evaluate, next_wake
+from rules.machine import Transition, evaluate, next_wake, quiet
 from rules.registry import Registry
 from rules.signals import build_signal
 from rules.state import Env, Instance, Phase
 
 SWEEP_EVERY_S = 60.0
+SENSOR_KINDS = frozenset(k.value for k in SensorKind)
 InstanceKey = tuple[str, ...]
 # rule, its instances, gap seconds, instance key, labels, the rule's fields for the reading's kind
 Route = tuple[CompiledRule, dict[InstanceKey, "Instance"], float, InstanceKey, dict[str, str], Fields | None]
@@ -62,12 +63,14 @@ class Engine:
         self._routes: dict[str, SensorRoutes] = {}  # by sensor id; rebuilt after a reload
         self._last_sweep = 0.0
         self._index_rules()
+        self._warm_routes()
 
     def _index_rules(self) -> None:
         """Rules by the zone their readings selector names (most rules name one), so routing a new sensor
         looks at a few candidates, not every rule."""
         self._by_zone: dict[str, list[CompiledRule]] = {}
         self._any_zone: list[CompiledRule] = []
+        self._candidates: dict[str, list[CompiledRule]] = {}  # by zone: its rules and the any-zone ones, ranked
         for rule in self.rules.values():
             if rule.sensors is None:
                 continue
@@ -132,44 +135,59 @@ class Engine:
         self.counters["readings"] += 1
         entry = self._routes.get(reading.sensor_id)
         if entry is None or entry[0] is not reading.kind or entry[1] != reading.zone:
-            entry = self._routes[reading.sensor_id] = self._route_reading(reading)
+            entry = self._routes[reading.sensor_id] = self._route(reading.sensor_id, reading.kind, reading.zone)
         out: list[RuleSignal] = []
+        env = self.env
         for rule, instances, gap_s, key, labels, names in entry[2]:
             inst = instances.get(key) or self._instance(rule, key, dict(labels), now)
             if inst is None:
                 continue
             ingest_reading(rule, inst, reading, names, now=now, gap_s=gap_s)
+            if quiet(rule, inst, env):  # what _evaluate would conclude for a quiet instance, cheaper
+                if not (inst.dirty or rule.quiet_unsaved):  # (last values only: the next reading restores them)
+                    self.changes.touch(rule.id, inst)
+                continue
             out += self._evaluate(rule, inst)
         for rule, index, gap_s in entry[3]:
             if self.correlator.observe_reading(rule, index, reading, self.env, gap_s):
                 out += self._reevaluate_near(rule, index, reading.sensor_id)
         return out
 
-    def _route_reading(self, reading: SensorReading) -> SensorRoutes:
-        """The rules (and correlation clauses) a sensor's readings go to, worked out on its first reading."""
-        info = self.registry.sensors.get(reading.sensor_id)
+    def _warm_routes(self) -> None:
+        """Route every registered sensor now, so first readings do not pay for it (a registry of 10,000
+        sensors takes a fraction of a second)."""
+        for info in self.registry.sensors.values():
+            if info.kind in SENSOR_KINDS:
+                self._routes[info.id] = self._route(info.id, SensorKind(info.kind), info.zone)
+
+    def _route(self, sensor_id: str, sensor_kind: SensorKind, zone: str) -> SensorRoutes:
+        """The rules (and correlation clauses) the readings of a sensor of this kind in this zone go to."""
+        info = self.registry.sensors.get(sensor_id)
         interval = info.expected_interval_s if info else 60.0
-        kind = reading.kind.value
+        kind = sensor_kind.value
         routes: list[Route] = []
         corr: list[CorrRoute] = []
-        candidates = self._by_zone.get(reading.zone, []) + self._any_zone
-        order = self._rank
-        for rule in sorted(candidates, key=lambda r: order[r.id]):
+        candidates = self._candidates.get(zone)
+        if candidates is None:
+            order = self._rank
+            candidates = sorted(self._by_zone.get(zone, []) + self._any_zone, key=lambda r: order[r.id])
+            self._candidates[zone] = candidates
+        for rule in candidates:
             gap = rule.model.gap.after or rule.model.gap.factor * interval
             sensors = rule.sensors
             if (
                 sensors is not None
                 and (kind in rule.fields or rule.deadman)
-                and sensors.matches(reading.sensor_id, kind, reading.zone, info)
+                and sensors.matches(sensor_id, kind, zone, info)
             ):
-                key, labels = rule.reading_key(reading)
+                key, labels = rule.sensor_key(sensor_id, zone, kind)
                 routes.append((rule, self.instances[rule.id], gap, key, labels, rule.fields.get(kind)))
         for rule in self._correlating:
             gap = rule.model.gap.after or rule.model.gap.factor * interval
             for index, clause in enumerate(rule.correlations):
-                if clause.sensors is not None and clause.sensors.matches(reading.sensor_id, kind, reading.zone, info):
+                if clause.sensors is not None and clause.sensors.matches(sensor_id, kind, zone, info):
                     corr.append((rule, index, gap))
-        return reading.kind, reading.zone, routes, corr
+        return sensor_kind, zone, routes, corr
 
     def _on_event(self, event: ObjectEvent, now: float) -> list[RuleSignal]:
         self.counters["events"] += 1

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from qinghe.contracts import SignalStatus
 from rules.compile import CompiledRule
-from rules.conditions import Tri
+from rules.conditions import INF, Tri
 from rules.state import Env, Instance, Phase
 
 EPS = 1e-6  # float slack so a deadline computed as since + duration counts as reached at that instant
@@ -50,7 +50,13 @@ def evaluate(rule: CompiledRule, inst: Instance, env: Env, boost: int = 0, updat
     """Advance one instance to `env.now`; `boost` is the corroboration level, `updated` means new evidence."""
     now = env.now
     in_schedule = rule.schedule is None or rule.schedule.active(now)
-    results: list[Tri] = [t.node.eval(inst, env) for t in rule.tiers] if in_schedule else [False] * len(rule.tiers)
+    tiers = rule.tiers
+    if not in_schedule:
+        results: list[Tri] = [False] * len(tiers)
+    elif len(tiers) == 1:
+        results = [tiers[0].node.eval(inst, env)]  # most rules: no comprehension frame
+    else:
+        results = [t.node.eval(inst, env) for t in tiers]
     if inst.phase is Phase.INACTIVE and not inst.unknown and results.count(False) == len(results):
         # the common case: a quiet instance stays quiet (results hold only True, False and None)
         since = inst.true_since
@@ -72,6 +78,33 @@ def evaluate(rule: CompiledRule, inst: Instance, env: Env, boost: int = 0, updat
     if inst.phase is Phase.INACTIVE:
         return _inactive(rule, inst, now, step)
     return _firing(rule, inst, env, step)
+
+
+def quiet(rule: CompiledRule, inst: Instance, env: Env) -> bool:
+    """The common case decided without the state machine: a quiet instance of a rule whose tiers all test
+    the newest value, after a reading that keeps every tier false. Returns True exactly when `evaluate`
+    would return no transition and `next_wake` no deadline, having applied what they would (tier timers
+    cleared, no wake-up); False means: run them."""
+    tests = rule.quiet_tests
+    if tests is None or inst.phase is not Phase.INACTIVE or inst.unknown:
+        return False
+    now = env.now
+    for test in tests:  # ValueTest.eval for a `last` value, inlined; only False keeps the instance quiet
+        key = test.key
+        series = inst.series.get(key)
+        if series is None:
+            continue
+        if now - inst.seen.get(key, now) >= inst.gap.get(key, INF) - EPS:
+            return False  # silent: unknown
+        last = series.last()
+        if last is not None and test.compare(last, test.threshold):
+            return False
+    since = inst.true_since
+    if since.count(None) != len(since):
+        for i in range(len(since)):
+            since[i] = None
+    inst.wake_at = None
+    return True
 
 
 @dataclass(frozen=True, slots=True)

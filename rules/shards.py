@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import threading
 import zlib
 from dataclasses import dataclass
-from multiprocessing.synchronize import Event
+from multiprocessing.synchronize import Barrier, Event
 from pathlib import Path
 
 from qinghe.central_config import CentralConfig
@@ -27,6 +28,7 @@ from rules.registry import Registry
 log = logging.getLogger(__name__)
 
 ZONE_LOCAL_KEYS = frozenset({"sensor", "zone", "camera", "episode"})
+READY_TIMEOUT_S = 120.0  # how long a worker waits for the others before connecting alone
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,14 +127,18 @@ def restrict(registry: Registry, shard: Shard) -> Registry:
     )
 
 
-def _worker_main(config: CentralConfig, config_dir: Path, shard: Shard, stop: Event) -> None:
-    """Entry point of a worker process."""
+def _worker_main(config: CentralConfig, config_dir: Path, shard: Shard, stop: Event, ready: Barrier) -> None:
+    """Entry point of a worker process: load rules and state, wait for the others, then connect."""
     logging.basicConfig(
         level=logging.INFO, format=f"%(asctime)s %(levelname)s rules[{shard.name}] %(name)s: %(message)s"
     )
     from rules.service import RulesService
 
     service = RulesService(config, config_dir, SystemClock(), subscribe_readings=True, shard=shard)
+    try:  # loading takes seconds: connecting together, the workers share a backlog from the start
+        ready.wait(READY_TIMEOUT_S)
+    except threading.BrokenBarrierError:
+        log.warning("not every rules worker was ready within %.0f s; connecting anyway", READY_TIMEOUT_S)
     service.start()
     stop.wait()
     service.stop()
@@ -145,13 +151,16 @@ class WorkerPool:
         self.config, self.config_dir, self.shards = config, config_dir, shards
         self._context = multiprocessing.get_context("spawn")
         self._stop = self._context.Event()
+        self._ready = self._context.Barrier(len(shards))
         self._processes: list[multiprocessing.process.BaseProcess] = []
 
     def start(self) -> None:
         """Start every worker."""
         for shard in self.shards:
             process = self._context.Process(
-                target=_worker_main, args=(self.config, self.config_dir, shard, self._stop), name=f"rules-{shard.name}"
+                target=_worker_main,
+                args=(self.config, self.config_dir, shard, self._stop, self._ready),
+                name=f"rules-{shard.name}",
             )
             process.start()
             self._processes.append(process)

@@ -167,55 +167,72 @@ class Instance:
 
     # ----- checkpoint ------------------------------------------------------------------------------
     def to_json(self) -> dict[str, Any]:
-        """Checkpoint form (plain JSON types)."""
-        return {
-            "key": list(self.key), "labels": self.labels, "camera_id": self.camera_id,
-            "location_key": list(self.location_key) if self.location_key else None,
-            "series": {k: s.to_json() for k, s in self.series.items()}, "seen": self.seen, "gap": self.gap,
-            "last_input": self.last_input,
-            "latest_event": _event_json(self.latest_event),
-            "episodes": {k: _event_json(e) for k, e in self.episodes.items()},
-            "events": [_event_json(e) for e in self.events or ()],
-            "sources": [encode(s).decode() for s in self.sources.values()],
-            "readings": [_reading_json(r) for r in self.readings.values()],
-            "evidence": [encode(e).decode() for e in self.evidence.values()],
-            "phase": self.phase.value, "tier": self.tier, "colour": self.colour.value if self.colour else None,
-            "boost": self.boost, "true_since": self.true_since,
-            "step_since": self.step_since, "resolve_since": self.resolve_since, "last_active": self.last_active,
-            "opened_at": self.opened_at, "unknown": self.unknown, "unknown_since": self.unknown_since,
-            "flapping": self.flapping, "cycles": list(self.cycles or ()),
-            "raw_clear_since": self.raw_clear_since,
+        """Checkpoint form (plain JSON types); fields at their initial value are left out (a checkpoint
+        serializes thousands of instances, most of them quiet)."""
+        data: dict[str, Any] = {
+            "key": list(self.key), "labels": self.labels, "last_input": self.last_input, "phase": self.phase.value,
+            "true_since": self.true_since,
         }  # fmt: skip
+        if self.camera_id is not None:
+            data["camera_id"] = self.camera_id
+        if self.location_key is not None:
+            data["location_key"] = list(self.location_key)
+        if self.series:
+            data["series"] = {k: s.to_json() for k, s in self.series.items()}
+            data["seen"], data["gap"] = self.seen, self.gap
+        if self.readings:
+            data["readings"] = [_reading_json(r) for r in self.readings.values()]
+        if self.latest_event is not None or self.episodes or self.events or self.sources or self.evidence:
+            data["latest_event"] = _event_json(self.latest_event)
+            data["episodes"] = {k: _event_json(e) for k, e in self.episodes.items()}
+            data["events"] = [_event_json(e) for e in self.events or ()]
+            data["sources"] = [encode(s).decode() for s in self.sources.values()]
+            data["evidence"] = [encode(e).decode() for e in self.evidence.values()]
+        for name in _OPTIONAL:
+            value = getattr(self, name)
+            if value is not None:
+                data[name] = value
+        if self.colour is not None:
+            data["colour"] = self.colour.value
+        if self.boost or self.unknown or self.flapping or self.cycles:
+            data.update(boost=self.boost, unknown=self.unknown, flapping=self.flapping, cycles=list(self.cycles or ()))
+        return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any], tiers: int) -> Instance:
-        """Inverse of to_json; the tier timers are resized if the rule's tiers changed."""
+        """Inverse of to_json (also of its earlier form, which wrote every field); the tier timers are
+        resized if the rule's tiers changed."""
         inst = cls(tuple(data["key"]), dict(data["labels"]), tiers, float(data["last_input"]))
-        inst.camera_id = data["camera_id"]
-        inst.location_key = tuple(data["location_key"]) if data["location_key"] else None
-        inst.series = {k: series_from_json(v) for k, v in data["series"].items()}
-        inst.seen, inst.gap, inst.last_input = dict(data["seen"]), dict(data["gap"]), float(data["last_input"])
-        inst.latest_event = _event_from(data["latest_event"])
-        inst.episodes = {k: e for k, v in data["episodes"].items() if (e := _event_from(v)) is not None}
-        for raw in data["events"]:
+        inst.camera_id = data.get("camera_id")
+        location = data.get("location_key")
+        inst.location_key = (location[0], location[1]) if location else None
+        inst.series = {k: series_from_json(v) for k, v in data.get("series", {}).items()}
+        inst.seen, inst.gap = dict(data.get("seen", {})), dict(data.get("gap", {}))
+        inst.latest_event = _event_from(data.get("latest_event"))
+        inst.episodes = {k: e for k, v in data.get("episodes", {}).items() if (e := _event_from(v)) is not None}
+        for raw in data.get("events", ()):
             if (event := _event_from(raw)) is not None:
                 inst.log_event(event, float("-inf"))
-        inst.sources = {s.id: s for s in (decode(SourceRef, raw) for raw in data["sources"])}
-        inst.readings = {r.sensor_id: r for r in map(_reading_from, data["readings"])}
-        inst.evidence = {e.ref: e for e in (decode(Evidence, raw) for raw in data["evidence"])}
+        inst.sources = {s.id: s for s in (decode(SourceRef, raw) for raw in data.get("sources", ()))}
+        inst.readings = {r.sensor_id: r for r in map(_reading_from, data.get("readings", ()))}
+        inst.evidence = {e.ref: e for e in (decode(Evidence, raw) for raw in data.get("evidence", ()))}
         inst.phase = Phase(data["phase"])
-        inst.tier = data["tier"] if data["tier"] is None or data["tier"] < tiers else tiers - 1
-        inst.colour = Colour(data["colour"]) if data["colour"] else None
-        inst.boost = int(data["boost"])
+        tier = data.get("tier")
+        inst.tier = tier if tier is None or tier < tiers else tiers - 1
+        inst.colour = Colour(data["colour"]) if data.get("colour") else None
+        inst.boost = int(data.get("boost", 0))
         since = list(data["true_since"])[:tiers]
         inst.true_since = since + [None] * (tiers - len(since))
-        for name in ("step_since", "resolve_since", "last_active", "opened_at", "unknown_since"):
-            setattr(inst, name, data[name])
-        inst.unknown, inst.flapping = data["unknown"], data["flapping"]
-        if data["cycles"]:
+        for name in _OPTIONAL:
+            if name != "tier":
+                setattr(inst, name, data.get(name))
+        inst.unknown, inst.flapping = bool(data.get("unknown", False)), bool(data.get("flapping", False))
+        if data.get("cycles"):
             inst.cycles = deque(data["cycles"], maxlen=64)
-        inst.raw_clear_since = data["raw_clear_since"]
         return inst
+
+
+_OPTIONAL = ("tier", "step_since", "resolve_since", "last_active", "opened_at", "unknown_since", "raw_clear_since")
 
 
 def _reading_json(r: SensorReading) -> list[Any]:

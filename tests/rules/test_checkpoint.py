@@ -65,30 +65,44 @@ def restored(ruleset: RuleSet, store: StateStore) -> Engine:
     return engine
 
 
-def test_only_changed_instances_are_saved_and_a_restore_equals_the_engine(tmp_path: Path) -> None:
+def test_only_changed_instances_are_saved_and_a_restore_carries_on_like_the_engine(tmp_path: Path) -> None:
     ruleset = rules_from(AIR, tmp_path)
     engine = Engine(ruleset, REGISTRY)
     store = StateStore(tmp_path / "state.db")
-    run(ruleset, series("a1", "pm25", [80, 80]) + series("a2", "pm25", [50, 50]) + series("a3", "pm25", [40]),
-        engine=engine)  # fmt: skip
-    assert save(engine, store) == 6  # three sensors, two rules each, in chunks of two
-    assert rows(store) == {(rule, key_text((s,))) for rule in ("air", "hot") for s in ("a1", "a2", "a3")}
+    run(ruleset, series("a1", "pm25", [80, 80]) + series("a2", "pm25", [50, 50]), engine=engine)
+    assert save(engine, store) == 1  # a1's pending air instance; quiet instances of last-value rules are not saved
+    assert rows(store) == {("air", key_text(("a1",)))}
     run(ruleset, series("a1", "pm25", [81, 82, 83], start=T0 + 2 * MIN), engine=engine)
-    assert save(engine, store) == 2  # a1's two instances changed, nothing else
+    assert save(engine, store) == 1  # it changed again, nothing else did
     assert save(engine, store) == 0
     again = restored(ruleset, store)
-    assert json.loads(json.dumps(again.snapshot())) == json.loads(json.dumps(engine.snapshot()))
+    assert set(again.instances["air"]) == {("a1",)}
+    assert json.loads(json.dumps(again.instances["air"][("a1",)].to_json())) == json.loads(
+        json.dumps(engine.instances["air"][("a1",)].to_json())
+    )
     # and it carries on exactly like the engine it was saved from: a1's 5-minute timer fires at 5
     fired = again.advance(T0 + 6 * MIN)
     assert [s.signal_id for s in fired] == [s.signal_id for s in engine.advance(T0 + 6 * MIN)]
     assert [(s.rule_id, s.dedup_key, round((s.ts - T0) / MIN)) for s in fired] == [("air", "air:a1", 5)]
 
 
+def test_quiet_readings_are_saved_when_the_rule_keeps_a_window(tmp_path: Path) -> None:
+    windowed = AIR.replace("    value: pm25\n    for: 5m", "    value: avg(pm25, 10m)\n    for: 5m")
+    ruleset = rules_from(windowed, tmp_path)
+    engine = Engine(ruleset, REGISTRY)
+    store = StateStore(tmp_path / "state.db")
+    run(ruleset, series("a2", "pm25", [50, 51]), engine=engine)
+    assert save(engine, store) == 1  # air keeps a 10-minute window (its samples matter); hot: newest value only
+    assert rows(store) == {("air", key_text(("a2",)))}
+    saved = restored(ruleset, store).instances["air"][("a2",)]
+    assert saved.series["air.pm25"].window(T0 + MIN, 600)[1] == [50.0, 51.0]
+
+
 def test_evicted_instances_and_removed_rules_lose_their_rows(tmp_path: Path) -> None:
     ruleset = rules_from(AIR.rstrip() + PARKING, tmp_path)
     engine = Engine(ruleset, REGISTRY)
     store = StateStore(tmp_path / "state.db")
-    timeline = series("a1", "pm25", [50]) + [(T0, event("c1", T0, "illegal_parking", "start", episode="ep1"))]
+    timeline = [*series("a1", "pm25", [50]), (T0, event("c1", T0, "illegal_parking", "start", episode="ep1"))]
     run(ruleset, timeline, engine=engine)
     save(engine, store)
     assert ("parking", key_text(("ep1",))) in rows(store)
@@ -123,7 +137,8 @@ def test_a_checkpoint_of_an_older_version_is_restored_and_rewritten_as_rows(tmp_
     blob = zlib.compress(json.dumps({"engine": engine.snapshot(), "saved_at": T0}).encode())
     store.connection().execute("INSERT INTO checkpoint(id, saved_at, data) VALUES (1, ?, ?)", (T0, blob))
     data = store.load_checkpoint()
-    assert data is not None and data["legacy"] is True
+    assert data is not None
+    assert data["legacy"] is True
     again = Engine(ruleset, REGISTRY)
     again.restore(data["engine"])
     again.changes.touch_all(again.instances)  # what the service does after a legacy restore
@@ -135,11 +150,13 @@ def test_a_checkpoint_of_an_older_version_is_restored_and_rewritten_as_rows(tmp_
 def test_change_log_notes_an_instance_once_until_it_is_taken(tmp_path: Path) -> None:
     ruleset = rules_from(AIR, tmp_path)
     engine = Engine(ruleset, REGISTRY)
-    run(ruleset, series("a1", "pm25", [50, 51, 52, 53]), engine=engine)
-    assert engine.changes.pending() == 2  # four readings, two instances
+    run(ruleset, series("a1", "pm25", [80, 81, 82, 83]), engine=engine)
+    assert engine.changes.pending() == 1  # four readings: the pending air instance once, the quiet hot one never
+    engine.changes.touch_all(engine.instances)  # as after a reload: every instance, each once
+    assert engine.changes.pending() == 2
     log = ChangeLog()
     log.touch_all(engine.instances)
-    assert log.pending() == 0  # already noted (by the engine's own log)
+    assert log.pending() == 0  # an instance is noted in one log at a time (its flag says so)
 
 
 def test_a_service_restart_continues_from_incremental_checkpoints(tmp_path: Path) -> None:
@@ -176,7 +193,8 @@ def test_a_redelivered_reading_is_ignored_but_a_repeated_one_is_dead_lettered(tm
     assert not isinstance(decoder.decode(topic, body, now), Rejected | Ignored)
     assert isinstance(decoder.decode(topic, body, now, dup=True), Ignored)  # the broker resent it: not new
     repeated = decoder.decode(topic, body, now)
-    assert isinstance(repeated, Rejected) and repeated.reason.startswith("duplicate")
+    assert isinstance(repeated, Rejected)
+    assert repeated.reason.startswith("duplicate")
 
 
 def test_state_rows_are_plain_json(tmp_path: Path) -> None:

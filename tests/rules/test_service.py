@@ -256,8 +256,11 @@ def test_a_backlog_is_processed_in_bursts_committed_then_acknowledged(
     try:
         collector.wait_for(lambda ms: len([m for m in ms if m.topic == "qh/v1/deadletter/rules"]) == 2)
         assert second.engine.counters["readings"] == 299
-        (fired,) = [decode(RuleSignal, m.payload) for m in collector.wait_for(
-            lambda ms: any(m.topic == "qh/v1/rules/signal/air" for m in ms)) if m.topic == "qh/v1/rules/signal/air"]
+        (fired,) = [
+            decode(RuleSignal, m.payload)
+            for m in collector.wait_for(lambda ms: any(m.topic == "qh/v1/rules/signal/air" for m in ms))
+            if m.topic == "qh/v1/rules/signal/air"
+        ]
     finally:
         second.stop()
     assert fired.sources[0].ts == T0 + 200  # the first reading above the threshold

@@ -123,7 +123,7 @@ class AlertingCore:
             if deadline is not None:
                 times.append(deadline)
         if record.grace is not None and record.grace.status is GraceStatus.RUNNING:
-            times.append(record.grace.deadline)
+            times.append(record.grace.verdict_at)
         auto_close = self.config.auto_close_resolved_s
         if inc.state is IncidentState.RESOLVED and auto_close is not None and record.resolved_at is not None:
             times.append(record.resolved_at + auto_close)
@@ -276,7 +276,7 @@ class AlertingCore:
 
     def _on_due(self, changes: Changes, record: IncidentRecord, now: float) -> None:
         grace = record.grace
-        if grace is not None and grace.status is GraceStatus.RUNNING and grace.deadline <= now and record.active:
+        if grace is not None and grace.status is GraceStatus.RUNNING and grace.verdict_at <= now and record.active:
             parking.violation(
                 self,
                 changes,

@@ -36,12 +36,19 @@ class GraceStatus(StrEnum):
 
 @dataclass(slots=True)
 class Grace:
-    """A grace period after a voice warning: the vehicle may leave until `deadline`."""
+    """A grace period after a voice warning: the vehicle may leave until `deadline`; alerting declares
+    the violation itself only `settle_s` later, the time the edge needs to confirm a departure."""
 
     started_at: float
     deadline: float
     violation_colour: Colour
     status: GraceStatus = GraceStatus.RUNNING
+    settle_s: float = 0.0
+
+    @property
+    def verdict_at(self) -> float:
+        """When a grace without an edge verdict becomes a violation."""
+        return self.deadline + self.settle_s
 
 
 @dataclass(slots=True)

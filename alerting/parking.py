@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from alerting.core import AlertingCore
 
 DEFAULT_GRACE_S = 120.0
+DEFAULT_SETTLE_S = 0.0
 SYSTEM = "system"
 
 
@@ -28,16 +29,19 @@ def is_violation_update(signal: RuleSignal, violation_colour: Colour) -> bool:
 
 
 def start_grace(core: AlertingCore, changes: Changes, record: IncidentRecord, action: ActionSpec, now: float) -> None:
-    """Start the grace timer (params `grace_s`, `violation_colour`) and record it."""
+    """Start the grace timer (params `grace_s`, `settle_s`, `violation_colour`) and record it."""
     grace_s = _float(action.params.get("grace_s"), DEFAULT_GRACE_S)
+    settle_s = _float(action.params.get("settle_s"), DEFAULT_SETTLE_S)
     raw_colour = action.params.get("violation_colour")
     try:
         colour = Colour(str(raw_colour)) if raw_colour else record.incident.colour.raised()
     except ValueError:
         colour = record.incident.colour.raised()
-    record.grace = Grace(started_at=now, deadline=now + grace_s, violation_colour=colour)
+    record.grace = Grace(started_at=now, deadline=now + grace_s, violation_colour=colour, settle_s=settle_s)
     until = datetime.fromtimestamp(now + grace_s, core.config.tz).strftime("%H:%M:%S")
     note = f"grace {grace_s:g} s (until {until}); if still parked: {colour.value}, violation"
+    if settle_s:
+        note += f" (the edge's verdict awaited {settle_s:g} s more)"
     core.emitter.emit(changes, record, AlertKind.UPDATED, action="grace_started", by=SYSTEM, now=now, note=note)
 
 

@@ -33,7 +33,6 @@ log = logging.getLogger(__name__)
 REPO = Path(__file__).resolve().parent.parent
 DEMO_CONFIG = REPO / "config" / "demo" / "central.yaml"
 DEFAULT_MODEL = REPO / "detectors" / "weights" / "qinghe-scenes-320.onnx"
-CLIP_SEED = 7
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,17 +40,18 @@ class DemoCamera:
     """One demo camera: which generated scene it plays and how the central registry knows it."""
 
     camera_id: str
-    kind: str
-    scene: tuple[str, str]  # (kind, variant) for the scene generator
+    scene: str  # a key of detectors.models.demo.DEMO_SCENES
     speaker_id: str | None = None
 
 
 CAMERAS = (
-    DemoCamera("cam-gate-a", "road_warden", ("parking", "complied"), "spk-gate-a"),
-    DemoCamera("cam-gate-b", "road_warden", ("parking", "violation"), "spk-gate-b"),
-    DemoCamera("cam-tower-03", "ar_tower", ("smoke", "smoke_fire")),
-    DemoCamera("cam-underpass", "generic", ("water", "puddle")),
+    DemoCamera("cam-gate-a", "parking-complied", "spk-gate-a"),
+    DemoCamera("cam-gate-b", "parking-violation", "spk-gate-b"),
+    DemoCamera("cam-tower-03", "smoke"),
+    DemoCamera("cam-underpass", "water"),
 )
+
+_GENERATOR_SOURCES = ("scenes.py", "clips.py", "actors.py", "render.py", "assets.py", "demo.py")
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,13 +74,31 @@ def _render_one(args: tuple[str, str, int, str]) -> str:
     return out
 
 
+def _generator_version() -> str:
+    """A digest of the scene generator's code: clips cached by an older generator are rendered again."""
+    import hashlib
+
+    import detectors.models
+
+    digest = hashlib.sha1(usedforsecurity=False)
+    for name in _GENERATOR_SOURCES:
+        digest.update((Path(detectors.models.__file__).parent / name).read_bytes())
+    return digest.hexdigest()[:10]
+
+
 def render_clips(cache: Path, say: Any) -> dict[str, Path]:
     """Generate (or reuse) each camera's scene clip; returns camera id -> clip directory."""
-    wanted = {cam.camera_id: cache / f"{cam.scene[0]}-{cam.scene[1]}-{CLIP_SEED}" for cam in CAMERAS}
-    missing = [(cam, wanted[cam.camera_id]) for cam in CAMERAS if not (wanted[cam.camera_id] / "labels.json").exists()]
-    if missing:
-        say("SETUP", f"rendering {len(missing)} scene clips from opencv-doc's vtest.avi (cached in {cache})")
-        jobs = [(cam.scene[0], cam.scene[1], CLIP_SEED, str(path)) for cam, path in missing]
+    from detectors.models.demo import DEMO_SCENES
+
+    root = cache / _generator_version()
+    wanted = {cam.camera_id: root / cam.scene for cam in CAMERAS}
+    jobs = [
+        (*DEMO_SCENES[cam.scene][:3], str(wanted[cam.camera_id]))
+        for cam in CAMERAS
+        if not (wanted[cam.camera_id] / "labels.json").exists()
+    ]
+    if jobs:
+        say("SETUP", f"rendering {len(jobs)} scene clips from real imagery (cached in {root})")
         with ProcessPoolExecutor(max_workers=min(2, len(jobs))) as pool:
             list(pool.map(_render_one, jobs))
     return wanted
@@ -88,23 +106,13 @@ def render_clips(cache: Path, say: Any) -> dict[str, Path]:
 
 def edge_config_for(clips: dict[str, Path], rtsp: Any, broker_url: str, state_dir: Path, model: Path) -> dict[str, Any]:
     """The demo edge config: one camera per scene, its zones and analytics taken from the clip's labels."""
-    from detectors.models.labels import read_labels
+    from detectors.models.demo import demo_camera
 
     cameras = []
     for cam in CAMERAS:
-        labels = read_labels(clips[cam.camera_id])
-        analytics: dict[str, Any] = {**labels.analytics, "plates": {"backend": "auto"}}
-        camera: dict[str, Any] = {
-            "id": cam.camera_id, "kind": cam.kind, "detect": {"url": rtsp.url(f"/{cam.camera_id}")},
-            "detect_fps": labels.fps, "full_check_interval_s": 2.0, "stationary_recheck_s": 2.0,
-            "zones": [{"name": z.name, "polygon": [list(p) for p in z.polygon], "inertia": 2} for z in labels.zones],
-            "tracking": {"stationary_s": 3.0}, "before_s": 30.0, "analytics": analytics,
-        }  # fmt: skip
-        if cam.speaker_id:
-            camera["speaker_id"] = cam.speaker_id
-        if labels.thermal:
-            camera["thermal"] = {"path": str(clips[cam.camera_id] / labels.thermal), "loop": True}
-        cameras.append(camera)
+        source = rtsp.url(f"/{cam.camera_id}")
+        config = demo_camera(cam.scene, clips[cam.camera_id], source=source, speaker_id=cam.speaker_id, loop=True)
+        cameras.append({**config, "id": cam.camera_id})
     return {
         "edge_id": "demo-edge", "state_dir": str(state_dir), "stats_interval_s": 10,
         "broker": {"url": broker_url, "reconnect_min_s": 0.2, "reconnect_max_s": 2.0},

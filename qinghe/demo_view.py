@@ -117,7 +117,7 @@ class LiveView:
         self.say(
             "CAMERA",
             f"{params['camera_id']:<14} {event.analytic:<15} {event.type.value:<6} {phase:<10} "
-            f"{event.label} in {event.zone}, dwell {event.dwell_s:.0f}s{plate}",
+            f"{event.label} in {event.zone or 'the whole view'}, dwell {event.dwell_s:.0f}s{plate}",
         )
 
     def _show_camera_snapshot(self, message: InboundMessage, params: dict[str, str]) -> None:

@@ -215,6 +215,7 @@ def _actions(
         elif isinstance(action, GraceAction):
             grace_params: dict[str, JsonScalar] = {
                 "grace_s": action.grace,
+                "settle_s": action.settle,
                 "violation_colour": action.violation_colour.value,
             }
             out.append(ActionSpec("grace", "", "", grace_params))

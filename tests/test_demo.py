@@ -7,8 +7,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from qinghe.demo import DEFAULT_MODEL
 
 
@@ -40,8 +38,8 @@ def test_sensor_path_demo_opens_escalates_and_resolves_an_incident(tmp_path: Pat
     assert int(stored.group(1)) > 0
 
 
-@pytest.mark.skipif(not DEFAULT_MODEL.is_file(), reason="the trained detector is not in this checkout")
 def test_full_demo_shows_parking_voice_smoke_water_and_a_missed_clock(tmp_path: Path) -> None:
+    assert DEFAULT_MODEL.is_file(), "the trained detector is part of the repository"
     stdout = _run_demo(tmp_path, "--duration", "75", "--clip-cache", str(tmp_path / "clips"))
     out = tmp_path / "demo-output"
     assert re.search(r"CAMERA\s+cam-gate-a\s+illegal_parking\s+update\s+warning", stdout), stdout

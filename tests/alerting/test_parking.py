@@ -171,3 +171,32 @@ def test_a_signal_already_in_a_district_zone_is_left_alone(tmp_path: Path) -> No
     incident = h.only().incident
     assert incident.zone == "baolong-plaza"
     assert "camera_zone" not in incident.explain
+
+
+def settled_warning(settle_s: float) -> RuleSignal:
+    grace = ActionSpec("grace", "", "", {"grace_s": 180, "settle_s": settle_s, "violation_colour": "orange"})
+    return replace(warning(), actions=(ACTIONS[0], grace))
+
+
+def test_a_departure_confirmed_during_the_settle_time_is_complied(tmp_path: Path) -> None:
+    # the edge confirms a departure only after the vehicle has been unseen for a while: its `end` may
+    # arrive after the grace deadline although the vehicle left within grace
+    h = Harness(tmp_path, cameras=CAMERAS)
+    h.send(settled_warning(30))
+    h.advance(195)
+    assert h.only().incident.outcome is None
+    h.send(
+        signal(key="park:cam1:7", rule_id="no-parking", incident_type="illegal_parking", status=SignalStatus.RESOLVED)
+    )
+    assert h.only().incident.outcome == "complied"
+    assert "awaited 30 s more" in h.only().incident.history[1].note
+
+
+def test_without_an_edge_verdict_the_violation_comes_after_the_settle_time(tmp_path: Path) -> None:
+    h = Harness(tmp_path, cameras=CAMERAS)
+    h.send(settled_warning(30))
+    h.advance(209)
+    assert h.only().incident.outcome is None
+    h.advance(1)
+    assert h.only().incident.outcome == "violation"
+    assert actions_of(h).count("violation") == 1

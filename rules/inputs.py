@@ -19,6 +19,8 @@ from rules.engine import CameraUpdate, Input
 
 log = logging.getLogger(__name__)
 
+BOX_SLACK = 1e-6  # rounding slack on a normalised box coordinate
+
 
 @dataclass(frozen=True, slots=True)
 class Rejected:
@@ -45,6 +47,8 @@ class InputDecoder:
         self.topics = topics
         self._check_reading = _reading_checker(config, topics)
         self._sensor_head = f"{topics.root}/sensor/"
+        self._cameras = frozenset(config.camera_map())
+        self._unregistered: set[str] = set()
 
     def decode(self, topic: str, payload: bytes, now: float, dup: bool = False) -> Decoded:
         """Route by topic and decode; `dup` marks a broker redelivery (a repeated reading is then ignored,
@@ -58,21 +62,45 @@ class InputDecoder:
         if route.route == "sensor_reading":
             return self._check_reading(topic, payload, now, dup)
         if route.route == "camera_event":
-            return decode_event(route.params["camera_id"], payload)
+            return self._event(route.params["camera_id"], payload)
         if route.route == "camera_status":
             return decode_status(route.params["camera_id"], payload)
         return Ignored(f"topic {topic} is not an input of the rules engine")
 
+    def _event(self, camera_id: str, payload: bytes) -> ObjectEvent | Rejected:
+        """A camera event. One from a camera missing in the registry is still used (a detection, a fire
+        above all, is not dropped because the registry lags the edge boxes) and logged once."""
+        decoded = decode_event(camera_id, payload)
+        if isinstance(decoded, ObjectEvent) and camera_id not in self._cameras and camera_id not in self._unregistered:
+            self._unregistered.add(camera_id)
+            log.warning("camera %s is not in the camera registry: its events are routed by their own zone", camera_id)
+        return decoded
+
 
 def decode_event(camera_id: str, payload: bytes) -> ObjectEvent | Rejected:
-    """A camera event; its camera must match the topic's."""
+    """A camera event; its camera must match the topic's, its box be normalised, its score and dwell sane."""
     try:
         event = decode(ObjectEvent, payload)
     except PayloadError as exc:
         return Rejected(exc.reason)
     if event.camera_id != camera_id:
         return Rejected(f"camera_id {event.camera_id!r} does not match the topic's camera {camera_id!r}")
-    return event
+    problem = _event_problem(event)
+    return Rejected(problem) if problem else event
+
+
+def _event_problem(event: ObjectEvent) -> str | None:
+    """What makes an event's numbers unusable, if anything."""
+    x1, y1, x2, y2 = event.box
+    if not all(math.isfinite(v) and -BOX_SLACK <= v <= 1 + BOX_SLACK for v in event.box):
+        return f"box {list(event.box)} is not normalised to 0..1"
+    if x2 < x1 or y2 < y1:
+        return f"box {list(event.box)} has x2 < x1 or y2 < y1"
+    if not (math.isfinite(event.score) and 0.0 <= event.score <= 1.0):
+        return f"score {event.score} is outside 0..1"
+    if not (math.isfinite(event.dwell_s) and event.dwell_s >= 0):
+        return f"dwell_s {event.dwell_s} is negative or not finite"
+    return None
 
 
 def decode_status(camera_id: str, payload: bytes) -> CameraUpdate | Rejected | Ignored:

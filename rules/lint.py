@@ -210,9 +210,18 @@ def load_registry(config_path: Path) -> Registry:
 
 
 def check_rule_files_standalone(paths: Sequence[str]) -> None:
-    """For `qinghe config check`: errors only, against the nearest central.yaml when there is one."""
+    """For `qinghe config check`: errors only, against the nearest central.yaml when there is one.
+
+    A broken central.yaml is reported too, and the rule files are still checked (without its registry),
+    so one run shows every problem."""
     central = find_central(Path(paths[0]))
-    registry = load_registry(central) if central is not None else Registry()
+    central_errors: list[ConfigIssue] = []
+    registry = Registry()
+    if central is not None:
+        try:
+            registry = load_registry(central)
+        except ConfigError as exc:
+            central_errors = list(exc.issues)
     result = check_rules(paths, registry)
-    if result.errors:
-        raise ConfigError(result.errors)
+    if central_errors or result.errors:
+        raise ConfigError([*central_errors, *result.errors])

@@ -112,6 +112,27 @@ def test_bad_events_are_dead_lettered_with_the_reason(service: RulesService, col
     assert "does not match the topic's camera" in letters[1]["reason"]
 
 
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ({"box": (0.1, 0.1, 1.4, 0.2)}, "is not normalised to 0..1"),
+        ({"box": (0.5, 0.1, 0.2, 0.2)}, "x2 < x1"),
+        ({"score": 1.5}, "score 1.5 is outside 0..1"),
+        ({"dwell_s": -3.0}, "dwell_s -3.0 is negative"),
+    ],
+)
+def test_events_with_impossible_numbers_are_rejected(change: dict[str, object], reason: str) -> None:
+    from dataclasses import replace
+
+    from rules.inputs import Rejected, decode_event
+
+    good = parking_event("ev-1", "warning")
+    assert decode_event("cam-north-gate", encode(good)) == good
+    decoded = decode_event("cam-north-gate", encode(replace(good, **change)))  # type: ignore[arg-type]
+    assert isinstance(decoded, Rejected)
+    assert reason in decoded.reason
+
+
 def test_hot_reload_swaps_good_files_and_rejects_broken_ones(
     tmp_path: Path, service: RulesService, collector: Collector, clock: FakeClock
 ) -> None:

@@ -121,6 +121,17 @@ def test_config_check_reports_a_broken_rule_file(tmp_path: Path) -> None:
     ]
 
 
+def test_config_check_of_a_rule_file_next_to_a_broken_central_reports_both(tmp_path: Path) -> None:
+    (tmp_path / "central.yaml").write_text("broker: {url: mqtt://127.0.0.1:1883}\nbogus_key: 1\n")
+    path = tmp_path / "r.yaml"
+    path.write_text("rules:\n  - id: x\n    type: t\n    readings: {kind: air}\n    tiers: [{colour: red, above: 1}]\n")
+    kind, issues = check_file(str(path))
+    assert kind == "rules"
+    files = [(i.file, i.line) for i in issues]
+    assert (str(tmp_path / "central.yaml"), 2) in files
+    assert (str(path), 5) in files
+
+
 def test_shipped_rules_load_against_the_shipped_registry() -> None:
     """config/central.yaml lists the shipped rule files and every cross-reference resolves."""
     from qinghe.central_config import load_central_config

@@ -12,12 +12,12 @@ import threading
 def run_edge(args: argparse.Namespace) -> int:
     """Handler for `qinghe edge`: load the config, run the agent until SIGINT/SIGTERM."""
     from edge.agent import EdgeAgent
-    from edge.config import load_edge_config
+    from edge.config import check_edge_file, load_edge_config
     from qinghe.errors import QingheError
     from qinghe.yamlload import ConfigError
 
     try:
-        config = load_edge_config(args.config)
+        config = check_edge_file(args.config) if args.check else load_edge_config(args.config)
     except ConfigError as exc:
         for issue in exc.issues:
             print(issue, file=sys.stderr)

@@ -135,6 +135,36 @@ def load_edge_config(path: str | Path, environ: Mapping[str, str] | None = None)
     return load_config(path, EdgeConfig, checks=[edge_checks], environ=environ)
 
 
+def missing_files(config: EdgeConfig, base_dir: Path) -> Iterable[tuple[Loc, str]]:
+    """Files the config names that do not exist: the shared model, replayed clips, thermal frames."""
+
+    def absent(value: str) -> Path | None:
+        path = Path(value).expanduser()
+        path = path if path.is_absolute() else base_dir / path
+        return None if path.exists() else path.resolve()
+
+    if config.detector is not None and (gone := absent(config.detector.model)):
+        yield ("detector", "model"), f"model file not found: {gone}"
+    for i, camera in enumerate(config.cameras):
+        for name, stream in (("detect", camera.detect), ("record", camera.record)):
+            if stream is not None and stream.path is not None and (gone := absent(stream.path)):
+                yield ("cameras", i, name, "path"), f"clip not found: {gone}"
+        if camera.thermal is not None and (gone := absent(camera.thermal.path)):
+            yield ("cameras", i, "thermal", "path"), f"thermal frames not found: {gone}"
+
+
+def check_edge_file(path: str | Path, environ: Mapping[str, str] | None = None) -> EdgeConfig:
+    """`load_edge_config`, then the files it names must exist (for `--check` and `qinghe config check`)."""
+    from qinghe.yamlload import ConfigError, load_yaml_file
+
+    config = load_edge_config(path, environ)
+    problems = list(missing_files(config, Path(path).resolve().parent))
+    if problems:
+        doc = load_yaml_file(path, environ)
+        raise ConfigError([doc.issue(loc, message) for loc, message in problems])
+    return config
+
+
 def is_edge(data: Any) -> bool:
     """Does this parsed YAML look like an edge config? (It names its box with `edge_id`.)"""
     return isinstance(data, dict) and "edge_id" in data
@@ -145,7 +175,7 @@ def file_kinds() -> list[Any]:
     from qinghe.configcheck import FileKind
 
     def check(path: str) -> None:
-        """Raise ConfigError if the file is not a valid edge config."""
-        load_edge_config(path)
+        """Raise ConfigError if the file is not a valid edge config or names files that do not exist."""
+        check_edge_file(path)
 
     return [FileKind("edge", is_edge, check)]

@@ -140,3 +140,16 @@ def test_model_is_frozen() -> None:
     config = EdgeConfig(edge_id="x")
     with pytest.raises(ValueError, match="frozen"):
         config.edge_id = "y"  # type: ignore[misc]
+
+
+def test_check_reports_files_the_config_names_that_do_not_exist(tmp_path: Path) -> None:
+    path = write(tmp_path, GOOD + "  - id: cam-2\n    detect:\n      path: clips/gone.mp4\n")
+    load_edge_config(path, environ={})  # loading alone does not look at the disk
+    kind, issues = check_file(str(path))
+    assert kind == "edge"
+    assert [(i.line, i.key) for i in issues] == [(3, "detector.model"), (15, "cameras[1].detect.path")]
+    assert str(tmp_path / "model.onnx") in issues[0].message
+    (tmp_path / "model.onnx").write_bytes(b"")
+    (tmp_path / "clips").mkdir()
+    (tmp_path / "clips" / "gone.mp4").write_bytes(b"")
+    assert check_file(str(path)) == ("edge", [])

@@ -169,7 +169,9 @@ class CameraPipeline:
             tracks = self.tracker.update(dets, ts)
         with self._flags_lock:
             relevant = [t for t in tracks if self.near_zones(t.box)]
-            self._moving = any(t.stationary_since is None for t in relevant)
+            # a candidate that just stopped moving (a car pulling in) still needs detections to confirm
+            pending = any(self.near_zones(t.box) for t in self.tracker.tentative())
+            self._moving = pending or any(t.stationary_since is None for t in relevant)
             self._stationary = any(t.stationary_since is not None for t in relevant)
         zone_since = self.membership.update(tracks, ts)
         tracked = tuple(_tracked(t, zone_since.get(t.track_id, {})) for t in tracks)

@@ -98,6 +98,10 @@ class Tracker:
         """Confirmed tracks, oldest first."""
         return [t for t in self._tracks.values() if t.confirmed]
 
+    def tentative(self) -> list[Track]:
+        """Tracks not yet confirmed: the detector must look again for them to confirm (or be dropped)."""
+        return [t for t in self._tracks.values() if not t.confirmed]
+
     def hold(self, now: float) -> list[Track]:
         """No detection ran (no motion): the scene is unchanged since the last detection.
 

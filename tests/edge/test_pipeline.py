@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -269,3 +270,26 @@ def squares_model_path(detector: Detector) -> Path:
     config = getattr(detector, "config", None)
     assert config is not None
     return Path(config.model)
+
+
+def test_a_tentative_track_keeps_the_detector_looking_without_motion() -> None:
+    # one detection makes a tentative track (min_hits 2); if nothing moves afterwards (a car that has
+    # just pulled in and stopped), only that track can ask the detector to look again: otherwise it
+    # would wait for the 60 s full check to be confirmed
+    p = pipeline(camera())
+    still = frame_with([])
+    first = p.gate(still, 0.0)
+    assert first is not None
+    p.process(first, Detections.empty(("red",)))
+    seen = Detections(np.array([[0.3, 0.5, 0.4, 0.6]], np.float32), np.array([0.9], np.float32),
+                      np.array([0], np.int32), ("red",))  # fmt: skip
+    second = p.gate(still, 0.2)
+    assert second is not None
+    assert second.decision.reason is Reason.NO_MOTION
+    p.process(replace(second, decision=first.decision), seen)  # as if a full check had found it
+    assert p.tracker.tentative()
+    third = p.gate(still, 0.4)
+    assert third is not None
+    assert third.decision.reason is Reason.TRACKING
+    p.process(third, seen)
+    assert p.tracker.tracks(), "confirmed by the second detection"

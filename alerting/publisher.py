@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections import deque
 
 from alerting.store import AlertingStore
 from qinghe.bus import MqttBus, PublishHandle
+from qinghe.outbox import PumpLoop
 
 log = logging.getLogger(__name__)
 
@@ -25,9 +25,8 @@ class StorePublisher:
         self._lock = threading.Lock()
         self._cursor = 0  # highest row id handed to the bus by this process
         self._inflight: deque[tuple[int, PublishHandle]] = deque()
-        self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._loop = PumpLoop(self.pump, "alerting-outbox")
+        self._wake = self._loop.wake
         # Not woken on every PUBACK: the service pumps after each commit, and this thread sweeps every
         # 50 ms; waking per PUBACK costs a thread switch per message under load.
         bus.on_connection_change(lambda _up: self._wake.set())
@@ -50,33 +49,12 @@ class StorePublisher:
 
     def start(self) -> None:
         """Pump in a daemon thread (PUBACKs, reconnects, and rows committed by other threads)."""
-        self._thread = threading.Thread(target=self._run, name="alerting-outbox", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self._wake.wait(0.05)
-            self._wake.clear()
-            try:
-                self.pump()
-            except Exception:  # keep pumping: the rows are still on disk
-                log.exception("alerting outbox pump failed")
+        self._loop.start()
 
     def flush(self, timeout_s: float) -> bool:
         """Pump until every row is acknowledged or `timeout_s` passes; returns whether it emptied."""
-        deadline = time.monotonic() + timeout_s
-        while True:
-            self.pump()
-            if self.store.outbox_depth() == 0:
-                return True
-            if time.monotonic() >= deadline or not self.bus.connected:
-                return False
-            self._wake.wait(0.02)
-            self._wake.clear()
+        return self._loop.flush(self.store.outbox_depth, timeout_s, lambda: self.bus.connected)
 
     def stop(self) -> None:
         """Stop the pump thread (unacknowledged rows stay on disk for the next start)."""
-        self._stop.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+        self._loop.stop()

@@ -6,7 +6,7 @@ import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +23,51 @@ CREATE TABLE IF NOT EXISTS outbox (
     retain INTEGER NOT NULL
 );
 """
+
+
+class PumpLoop:
+    """The thread behind an outbox: calls `pump` when woken (or every 50 ms) until stopped. A failing
+    pump is logged and retried: the rows it did not publish are still on disk."""
+
+    def __init__(self, pump: Callable[[], object], name: str) -> None:
+        self.wake = threading.Event()
+        self._pump = pump
+        self._name = name
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        """Run the loop in a daemon thread."""
+        self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.wake.wait(0.05)
+            self.wake.clear()
+            try:
+                self._pump()
+            except Exception:  # keep pumping; the rows are still on disk
+                log.exception("%s pump failed", self._name)
+
+    def flush(self, depth: Callable[[], int], timeout_s: float, connected: Callable[[], bool] = lambda: True) -> bool:
+        """Pump until `depth()` is 0 or `timeout_s` passes (or `connected()` turns false); whether it emptied."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            self._pump()
+            if depth() == 0:
+                return True
+            if time.monotonic() >= deadline or not connected():
+                return False
+            self.wake.wait(0.02)
+            self.wake.clear()
+
+    def stop(self) -> None:
+        """Stop the thread (waits up to 5 s for it)."""
+        self._stop.set()
+        self.wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,9 +105,8 @@ class Outbox:
         self._lock = threading.Lock()
         self._cursor = 0  # highest row id handed to the bus in this process
         self._inflight: dict[int, PublishHandle] = {}
-        self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._loop = PumpLoop(self.pump, "outbox")
+        self._wake = self._loop.wake
         bus.on_published(lambda _mid: self._wake.set())
         bus.on_connection_change(lambda _up: self._wake.set())
 
@@ -110,34 +154,14 @@ class Outbox:
     # ----- background pump -------------------------------------------------------------------------
     def start(self) -> None:
         """Run the pump in a daemon thread until `stop()`."""
-        self._thread = threading.Thread(target=self._run, name="outbox", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self._wake.wait(0.05)
-            self._wake.clear()
-            try:
-                self.pump()
-            except Exception:  # keep pumping; the rows are still on disk
-                log.exception("outbox pump failed")
+        self._loop.start()
 
     def flush(self, timeout_s: float) -> bool:
         """Pump until the outbox is empty or `timeout_s` passes; returns whether it emptied."""
-        deadline = time.monotonic() + timeout_s
-        while True:
-            self.pump()
-            if self.depth() == 0:
-                return True
-            if time.monotonic() >= deadline:
-                return False
-            self._wake.wait(0.02)
+        return self._loop.flush(self.depth, timeout_s)
 
     def stop(self) -> None:
         """Stop the pump thread and close the database (rows not yet acked stay on disk)."""
-        self._stop.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+        self._loop.stop()
         with self._lock:
             self._db.close()

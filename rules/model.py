@@ -68,11 +68,7 @@ class TierModel(StrictModel):
 
     def threshold(self) -> tuple[str, float] | None:
         """(op, value) for the shorthand form, else None."""
-        for op in OPS:
-            value = getattr(self, op)
-            if value is not None:
-                return op, float(value)
-        return None
+        return _shorthand(self)
 
 
 class ResolveModel(StrictModel):
@@ -94,11 +90,16 @@ class ResolveModel(StrictModel):
 
     def threshold(self) -> tuple[str, float] | None:
         """(op, value) for the shorthand form, else None."""
-        for op in OPS:
-            value = getattr(self, op)
-            if value is not None:
-                return op, float(value)
-        return None
+        return _shorthand(self)
+
+
+def _shorthand(model: TierModel | ResolveModel) -> tuple[str, float] | None:
+    """The one threshold operator a tier or resolve block sets, with its value."""
+    for op in OPS:
+        value = getattr(model, op)
+        if value is not None:
+            return op, float(value)
+    return None
 
 
 def _gap_shorthand(value: Any) -> Any:

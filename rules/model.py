@@ -178,10 +178,10 @@ class GraceAction(_ActionBase):
     kind: Literal["grace"]
     grace: Duration = Field(gt=0)
     settle: Duration = Field(
-        30.0,
+        0.0,
         ge=0,
         description="after grace, how long alerting waits for the edge's verdict: the edge confirms a departure "
-        "only after the vehicle has been unseen for its occlusion_s (default 30 s)",
+        "only after the vehicle has been unseen for its occlusion_s (30 s by default); set it to about that",
     )
     violation_colour: Colour = Colour.ORANGE
 

@@ -152,7 +152,7 @@ def test_parking_actions_evidence_and_sources(tmp_path: Path) -> None:
     # {plate}, {zone} and {camera_id} are left for alerting, which normalises them for speech
     assert (voice.kind, voice.target, voice.template) == ("voice", "spk-1", "{plate}，请驶离 {camera_id}")
     assert voice.params == {"repeat": 3, "expires_s": 90.0, "camera_id": "c1", "plate": "浙A12345"}
-    assert (grace.kind, grace.params) == ("grace", {"grace_s": 120.0, "settle_s": 30.0, "violation_colour": "red"})
+    assert (grace.kind, grace.params) == ("grace", {"grace_s": 120.0, "settle_s": 0.0, "violation_colour": "red"})
     assert (notify.kind, notify.target) == ("notify", "traffic")
     assert opened.message == "浙A12345 违停 z1"
     assert opened.dedup_key == "parking:c1:p1"

@@ -17,16 +17,9 @@ from alerting.core import CoreState
 from alerting.emit import Changes
 from alerting.model import RECORD, SILENCE, SUPPRESSED, VOICE, IncidentRecord, dump
 from qinghe.codec import encode
-from qinghe.outbox import OutboxEntry, open_sqlite
+from qinghe.outbox import OUTBOX_SCHEMA, OutboxEntry, open_sqlite
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS outbox (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    topic TEXT NOT NULL,
-    payload BLOB NOT NULL,
-    qos INTEGER NOT NULL,
-    retain INTEGER NOT NULL
-);
+_SCHEMA = OUTBOX_SCHEMA + """
 CREATE TABLE IF NOT EXISTS incidents (
     id TEXT PRIMARY KEY, type TEXT NOT NULL, colour TEXT NOT NULL, state TEXT NOT NULL, zone TEXT NOT NULL,
     rule_id TEXT NOT NULL, team TEXT NOT NULL, opened_at REAL NOT NULL, updated_at REAL NOT NULL,

@@ -14,7 +14,7 @@ from qinghe.bus import MqttBus, PublishHandle
 
 log = logging.getLogger(__name__)
 
-_SCHEMA = """
+OUTBOX_SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     topic TEXT NOT NULL,
@@ -99,7 +99,7 @@ class Outbox:
 
     def __init__(self, path: Path | str, bus: MqttBus, *, max_inflight: int = 500) -> None:
         self._db = open_sqlite(path)
-        self._db.executescript(_SCHEMA)
+        self._db.executescript(OUTBOX_SCHEMA)
         self._bus = bus
         self._max_inflight = max_inflight
         self._lock = threading.Lock()

@@ -219,8 +219,8 @@ class Dumping:
             return []
         if candidate.hits < 0.5 * candidate.frames or self._attended(candidate, ts):
             return []
-        if any(o.episode_id is not None and overlap(o.anchor, candidate.anchor) >= 0.5 for o in self.candidates):
-            candidate.rejected = True  # another box on an object already reported (parts of one pile)
+        if any(self._same_dumping(o, candidate) for o in self.candidates):
+            candidate.rejected = True  # another box on, or right next to, what was just reported: one pile
             return []
         if frame is not None and not self.background.structure_changed(frame, candidate.anchor):
             candidate.rejected = True  # the long-term background already shows it: old litter, newly detected
@@ -230,6 +230,16 @@ class Dumping:
         candidate.anchor = candidate.box  # the object as confirmed (a pile grows after it first appears)
         candidate.episode_id = self.ids.new(self.appeared(candidate))
         return [self._draft(candidate, EventType.START, ts, roles=("appeared", "before"))]
+
+    def _same_dumping(self, reported: Candidate, candidate: Candidate) -> bool:
+        """Is the candidate part of an object already reported: on it, or touching it and left within
+        owner_window_s of it (a pile first seen in part, then whole)?"""
+        if reported.episode_id is None or reported is candidate:
+            return False
+        if overlap(reported.anchor, candidate.anchor) >= 0.5:
+            return True
+        touching = box_gap(reported.anchor, candidate.anchor) == 0.0
+        return touching and abs(self.appeared(candidate) - self.appeared(reported)) <= self.config.owner_window_s
 
     def _draft(self, candidate: Candidate, kind: EventType, ts: float, roles: tuple[str, ...] = (),
                outcome: str | None = None) -> EventDraft:  # fmt: skip

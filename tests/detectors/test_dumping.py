@@ -238,3 +238,32 @@ def test_several_boxes_on_one_pile_give_one_episode() -> None:
 
     events = run(analytic(), 0.0, 20.0, scene)
     assert kinds(d for _, d in events) == [("start", None, None)]
+
+
+def test_a_pile_first_seen_in_part_then_whole_gives_one_episode() -> None:
+    # the detector first boxes one corner of the pile; seconds later it boxes the rest, which barely
+    # overlaps that corner: still the same dumping
+    corner, rest = (0.40, 0.72, 0.45, 0.78), (0.44, 0.69, 0.56, 0.79)
+
+    def scene(ts: float) -> Found:
+        tracks, _ = drop_scene(drop_at=4.0)(ts)
+        found = [("garbage", corner, 0.7)] if ts >= 4.0 else []
+        found += [("garbage", rest, 0.7)] if ts >= 7.0 else []
+        return tracks, found
+
+    events = run(analytic(), 0.0, 20.0, scene)
+    assert kinds(d for _, d in events) == [("start", None, None)]
+
+
+def test_two_bags_apart_in_space_are_two_episodes() -> None:
+    far = (0.10, 0.70, 0.16, 0.78)
+
+    def scene(ts: float) -> Found:
+        tracks, found = drop_scene(drop_at=4.0)(ts)
+        person2 = (0.05, 0.5, 0.11, 0.8)
+        if 4.0 <= ts < 6.0:
+            tracks = [*tracks, track(2, "person", person2)]
+        return tracks, found + ([("garbage", far, 0.8)] if ts >= 5.0 else [])
+
+    events = run(analytic(), 0.0, 20.0, scene)
+    assert [d.type.value for _, d in events] == ["start", "start"]

@@ -19,7 +19,9 @@ from alerting.model import RECORD, SILENCE, SUPPRESSED, VOICE, IncidentRecord, d
 from qinghe.codec import encode
 from qinghe.outbox import OUTBOX_SCHEMA, OutboxEntry, open_sqlite
 
-_SCHEMA = OUTBOX_SCHEMA + """
+_SCHEMA = (
+    OUTBOX_SCHEMA
+    + """
 CREATE TABLE IF NOT EXISTS incidents (
     id TEXT PRIMARY KEY, type TEXT NOT NULL, colour TEXT NOT NULL, state TEXT NOT NULL, zone TEXT NOT NULL,
     rule_id TEXT NOT NULL, team TEXT NOT NULL, opened_at REAL NOT NULL, updated_at REAL NOT NULL,
@@ -42,6 +44,7 @@ CREATE TABLE IF NOT EXISTS webhooks (delivery_id TEXT PRIMARY KEY, webhook TEXT 
     last_error TEXT NOT NULL DEFAULT '');
 CREATE INDEX IF NOT EXISTS webhooks_next ON webhooks(next_at);
 """
+)
 
 
 @dataclass(frozen=True, slots=True)

@@ -197,7 +197,9 @@ class IllegalParking:
                 vehicle.departing = (self._departure(vehicle), ts)  # confirmed once the spot stays empty
             vehicle.track_id, vehicle.still_streak = -1, 0  # follow no moving box; the spot may be taken over
             return []
-        vehicle.last_seen = ts  # between the thresholds: jitter or partly hidden, still there
+        if _inside(track.box, vehicle.anchor):
+            vehicle.last_seen = ts  # between the thresholds and within its spot: partly hidden, still there
+        # else shifted off its spot (pulling out, or another vehicle passing over it): no proof it is parked
         return []
 
     def _creeping(self, vehicle: Vehicle, box: Box, ts: float) -> None:

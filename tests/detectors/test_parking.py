@@ -159,6 +159,20 @@ def test_unseen_for_occlusion_s_counts_as_left_at_the_last_sighting() -> None:
     assert end.dwell_s == pytest.approx(11.8)
 
 
+def test_a_box_shifted_half_off_the_spot_is_no_proof_the_car_is_still_parked() -> None:
+    # hidden for a while, the car is next seen pulling out under its own track, then only a box
+    # sliding over the spot (another vehicle, or itself driving off) for seconds: the last sighting
+    # in its spot is what counts
+    a = analytic()
+    events = run(a, 0.0, 12.0, parked())
+    events += run(a, 12.0, 14.0, lambda ts: [])  # hidden behind a bus
+    events += run(a, 14.0, 18.0, lambda ts: [track(1, "car", shifted(SPOT, 0.06), zones=["np"])])  # overlap ~0.7
+    events += run(a, 18.0, 30.0, lambda ts: [])
+    end = events[-1][1]
+    assert (end.type.value, end.outcome) == ("end", "complied")
+    assert end.attributes["left_at"] == pytest.approx(11.8)
+
+
 def workday_schedule() -> ScheduleTracker:
     model = ScheduleModel.model_validate({"windows": [{"days": ["workday"], "from": "07:00", "to": "19:00"}]})
     return ScheduleTracker(Schedule.compile("day", model, "Asia/Shanghai", DayCalendar()))

@@ -24,6 +24,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from detectors import SCENES_MODEL  # noqa: E402
 from detectors.analytics import build_from_config  # noqa: E402
 from detectors.analytics.config import AnalyticsConfig  # noqa: E402
 from detectors.core import Detector, FrameObservation  # noqa: E402
@@ -34,7 +35,7 @@ from detectors.models.scenes import build_script  # noqa: E402
 
 SCENES = {"illegal_parking": ("parking", "violation"), "dumping": ("dumping", "bag"),
           "smoke_fire": ("smoke", "smoke_fire"), "standing_water": ("water", "puddle")}  # fmt: skip
-DEFAULT_MODEL = REPO / "detectors" / "weights" / "qinghe-scenes-320.onnx"
+DEFAULT_MODEL = SCENES_MODEL
 
 
 def observations(detector: Detector, frames: list[RenderedFrame], script_zones: Any, analytics: dict[str, Any],

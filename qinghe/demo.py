@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from detectors import SCENES_MODEL
 from qinghe.central_config import CentralConfig, load_central_config
 from qinghe.clock import SystemClock
 from qinghe.config import ENV_BROKER, ENV_INFLUX_URL, BrokerConfig
@@ -32,7 +33,7 @@ log = logging.getLogger(__name__)
 
 REPO = Path(__file__).resolve().parent.parent
 DEMO_CONFIG = REPO / "config" / "demo" / "central.yaml"
-DEFAULT_MODEL = REPO / "detectors" / "weights" / "qinghe-scenes-320.onnx"
+DEFAULT_MODEL = SCENES_MODEL
 
 
 @dataclass(frozen=True, slots=True)

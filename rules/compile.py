@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from qinghe.contracts import Colour, ObjectEvent, SensorReading
+from qinghe.contracts import Colour, ObjectEvent
 from rules.calendar import Schedule
 from rules.conditions import (
     AbsentTest,
@@ -122,10 +122,6 @@ class CompiledRule:
     def id(self) -> str:
         """The rule id."""
         return self.model.id
-
-    def reading_key(self, reading: SensorReading) -> tuple[tuple[str, ...], dict[str, str]]:
-        """Instance key and labels for a reading."""
-        return self.sensor_key(reading.sensor_id, reading.zone, reading.kind.value)
 
     def sensor_key(self, sensor_id: str, zone: str, kind: str) -> tuple[tuple[str, ...], dict[str, str]]:
         """Instance key and labels for the readings of a sensor."""

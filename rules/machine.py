@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from qinghe.contracts import SignalStatus
 from rules.compile import CompiledRule
-from rules.conditions import INF, Tri
+from rules.conditions import Tri
 from rules.state import Env, Instance, Phase
 
 EPS = 1e-6  # float slack so a deadline computed as since + duration counts as reached at that instant
@@ -88,16 +88,8 @@ def quiet(rule: CompiledRule, inst: Instance, env: Env) -> bool:
     tests = rule.quiet_tests
     if tests is None or inst.phase is not Phase.INACTIVE or inst.unknown:
         return False
-    now = env.now
-    for test in tests:  # ValueTest.eval for a `last` value, inlined; only False keeps the instance quiet
-        key = test.key
-        series = inst.series.get(key)
-        if series is None:
-            continue
-        if now - inst.seen.get(key, now) >= inst.gap.get(key, INF) - EPS:
-            return False  # silent: unknown
-        last = series.last()
-        if last is not None and test.compare(last, test.threshold):
+    for test in tests:  # only False (not True, not unknown) keeps the instance quiet
+        if test.eval(inst, env) is not False:
             return False
     since = inst.true_since
     if since.count(None) != len(since):

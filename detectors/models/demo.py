@@ -1,8 +1,8 @@
-"""What `qinghe demo` needs from the analytics: four ready clips, camera configs for them, and the model path.
+"""What `qinghe demo` needs from the analytics: the four demo scenes and an edge camera config per clip.
 
-clips = make_demo_clips(Path("var/demo/clips"))          # ~20 s the first time, then reused
-cameras = [demo_camera(name, path) for name, path in clips.items()]
-edge = {"edge_id": "demo", "detector": {"model": str(SCENES_MODEL)}, "cameras": cameras, ...}
+qinghe.demo renders each scene with `write_clip(dir, kind, variant, seed)`, then
+cameras = [demo_camera(name, dir) for name, dir in clips.items()]
+edge = {"edge_id": "demo", "detector": {"model": str(detectors.SCENES_MODEL)}, "cameras": cameras, ...}
 """
 
 from __future__ import annotations
@@ -10,10 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from detectors.models.clips import write_clip
-from detectors.models.labels import LABELS_FILE, ClipLabels, read_labels
-
-SCENES_MODEL = Path(__file__).resolve().parents[1] / "weights" / "qinghe-scenes-320.onnx"
+from detectors.models.labels import ClipLabels, read_labels
 
 # name -> (kind, variant, seed, camera kind): seeds chosen for short, clean episodes.
 DEMO_SCENES: dict[str, tuple[str, str, int, str]] = {
@@ -22,29 +19,6 @@ DEMO_SCENES: dict[str, tuple[str, str, int, str]] = {
     "smoke": ("smoke", "smoke_fire", 4014, "ar_tower"),
     "water": ("water", "puddle", 4015, "generic"),
 }
-
-
-def make_demo_clips(out_dir: Path, *, codec: str = "mp4v", fps: float = 5.0) -> dict[str, Path]:
-    """Generate (or reuse) the demo clips: parking complied + violation, smoke with flames, a spreading puddle.
-
-    `codec="h264"` (needs ffmpeg) writes H.264, which a GStreamer RTSP server can serve as is.
-    """
-    out: dict[str, Path] = {}
-    for name, (kind, variant, seed, _camera_kind) in DEMO_SCENES.items():
-        clip = out_dir / name
-        if not _is_current(clip, seed):
-            write_clip(clip, kind, variant, seed, fps=fps, codec=codec)
-        out[name] = clip
-    return out
-
-
-def _is_current(clip: Path, seed: int) -> bool:
-    if not (clip / LABELS_FILE).is_file():
-        return False
-    try:
-        return read_labels(clip).seed == seed
-    except ValueError:
-        return False
 
 
 def demo_camera(name: str, clip: Path, *, source: str | None = None, speaker_id: str | None = None,

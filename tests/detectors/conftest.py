@@ -6,10 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from detectors import SCENES_MODEL
 from detectors.models.clips import write_clip
-
-REPO = Path(__file__).resolve().parents[2]
-SCENES_MODEL = REPO / "detectors" / "weights" / "qinghe-scenes-320.onnx"
 
 
 @pytest.fixture(scope="session")
